@@ -1,0 +1,116 @@
+"""nbllm: any LLM endpoint in Jupyter. Register endpoints, stream answers, evaluate into pandas.
+
+    import nbllm
+    srv = nbllm.demo_server()                       # a local OpenAI-compatible server
+    nbllm.registry().add(nbllm.Endpoint(name="demo", url=srv.url))
+    print(nbllm.complete("demo", "Hello").text)
+
+In a notebook: ``%load_ext nbllm``, then ``%llm_model`` and ``%%llm``. See docs/DESIGN.md.
+
+Importing nbllm loads neither httpx, pandas nor ipywidgets: each is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._api import acomplete, astream, complete, stream
+from ._client import AsyncStream, Stream
+from ._endpoint import Endpoint
+from ._exceptions import (
+    ConfigError,
+    ConnectError,
+    ExtractionError,
+    HandlerError,
+    HTTPStatusError,
+    NbllmError,
+    PromptTooLongError,
+    RegistryFileError,
+    RequestError,
+    StreamError,
+    TimeoutError,
+    UnknownModelError,
+)
+from ._providers import Handler, register_provider
+from ._registry import Registry, registry
+from ._result import Delta, Result, Usage
+
+if TYPE_CHECKING:
+    from ._demo import DemoServer, demo_server
+    from ._eval import aevaluate, evaluate
+    from ._widget import model_form
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncStream",
+    "ConfigError",
+    "ConnectError",
+    "Delta",
+    "DemoServer",
+    "Endpoint",
+    "ExtractionError",
+    "HTTPStatusError",
+    "Handler",
+    "HandlerError",
+    "NbllmError",
+    "PromptTooLongError",
+    "Registry",
+    "RegistryFileError",
+    "RequestError",
+    "Result",
+    "Stream",
+    "StreamError",
+    "TimeoutError",
+    "UnknownModelError",
+    "Usage",
+    "__version__",
+    "acomplete",
+    "aevaluate",
+    "astream",
+    "complete",
+    "demo_server",
+    "evaluate",
+    "load_ipython_extension",
+    "model_form",
+    "register_provider",
+    "registry",
+    "stream",
+]
+
+# name -> module: imported on first access, so `import nbllm` stays light.
+_LAZY = {
+    "DemoServer": "._demo",
+    "demo_server": "._demo",
+    "evaluate": "._eval",
+    "aevaluate": "._eval",
+    "model_form": "._widget",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbllm' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbllm``: registers ``%llm_model``, ``%%llm`` (and ``%%llm_eval``)."""
+    from ._magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from ._magics import unload_ipython_extension as unload
+
+    unload(ipython)

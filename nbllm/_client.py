@@ -1,0 +1,292 @@
+"""The I/O shells: send requests, pass bytes to ``CallState``, sleep between retries.
+
+This is the only module that does HTTP (httpx is imported lazily, so ``import nbllm`` stays
+fast). The sync and async runners are mirror images of a dozen lines each; every decision they
+make is a call into the pure ``_response`` module. ``Stream`` / ``AsyncStream`` wrap a runner
+and keep what has arrived, so partial text survives an interrupt or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._endpoint import Endpoint
+from ._exceptions import HandlerError, NbllmError
+from ._providers import ahandler_pieces, handler_pieces, handler_streams
+from ._request import RequestSpec
+from ._response import Attempts, CallState, map_transport_error
+from ._result import Delta, Result
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["AsyncStream", "Run", "Stream", "async_client", "sync_client"]
+
+_LOCK = threading.Lock()
+_SYNC: dict[Any, httpx.Client] = {}
+_ASYNC: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _verify(verify: bool | str) -> bool | ssl.SSLContext:
+    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+
+
+def sync_client(ep: Endpoint) -> httpx.Client:
+    """The kernel-wide client for this endpoint's TLS settings (reused: connection pooling)."""
+    import httpx
+
+    with _LOCK:
+        client = _SYNC.get(ep.verify)
+        if client is None:
+            client = _SYNC[ep.verify] = httpx.Client(verify=_verify(ep.verify))
+        return client
+
+
+def async_client(ep: Endpoint) -> httpx.AsyncClient:
+    """The client for the running event loop and this endpoint's TLS settings."""
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    with _LOCK:
+        per_loop = _ASYNC.setdefault(loop, {})
+        client = per_loop.get(ep.verify)
+        if client is None:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            client = per_loop[ep.verify] = httpx.AsyncClient(verify=_verify(ep.verify), limits=limits)
+        return client
+
+
+class Run:
+    """Bookkeeping shared by the sync and async runners of one logical call."""
+
+    def __init__(self, ep: Endpoint, spec: RequestSpec, *, handler: Any = None,
+                 messages: list[dict[str, Any]] | None = None, params: dict[str, Any] | None = None):
+        self.ep = ep
+        self.spec = spec
+        self.handler = handler
+        self.messages = messages or []
+        self.params = params or {}
+        self.attempts = Attempts(ep)
+        self.state: CallState | None = None
+        self.delivered = False
+        self.result: Result | None = None
+
+    def new_state(self) -> CallState:
+        self.state = CallState(self.ep, self.spec, t0=time.perf_counter())
+        return self.state
+
+    def retry_delay(self, exc: Exception) -> float:
+        """Seconds to wait before retrying ``exc``; raises the mapped error when giving up."""
+        partial = self.state.text if self.state else ""
+        err = map_transport_error(exc, self.ep, self.spec.url, partial)
+        delay = self.attempts.delay(err, delivered=self.delivered)
+        if delay is None:
+            raise err from (exc if err is not exc else None)
+        return delay
+
+    def done(self, result: Result) -> Result:
+        result.retries = self.attempts.count
+        self.result = result
+        return result
+
+    def partial(self, reason: str) -> Result:
+        """What arrived so far, as a Result whose finish_reason says why it stopped."""
+        if self.state is None:
+            return Result(text="", endpoint=self.ep.name, model=self.ep.model_name, finish_reason=reason)
+        result = self.state.result(finish_reason=reason)
+        result.retries = self.attempts.count
+        return result
+
+    def start_handler(self) -> CallState:
+        state = self.new_state()
+        streams = handler_streams(self.handler, self.spec.stream)
+        state.start(200, {"content-type": "text/event-stream" if streams else "application/json"})
+        return state
+
+    def handler_error(self, exc: Exception) -> NbllmError:
+        if isinstance(exc, NbllmError):
+            return exc
+        status = getattr(exc, "status_code", None)
+        return HandlerError(
+            f"handler {self.ep.handler!r} raised {type(exc).__name__}: {exc}"
+            + (f" (status {status})" if status else ""),
+            endpoint=self.ep.name, hint="see the chained exception for the handler's traceback",
+        )
+
+
+def http_events(run: Run, client: httpx.Client) -> Generator[Delta, None, Result]:
+    spec = run.spec
+    while True:
+        state = run.new_state()
+        try:
+            with client.stream("POST", spec.url, content=spec.body, headers=spec.headers,
+                               timeout=run.ep.timeout) as resp:
+                state.start(resp.status_code, resp.headers)
+                for chunk in resp.iter_bytes():
+                    for delta in state.feed(chunk):
+                        run.delivered = True
+                        yield delta
+            return run.done(state.finish())
+        except Exception as exc:
+            time.sleep(run.retry_delay(exc))
+
+
+async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[Delta, None]:
+    spec = run.spec
+    while True:
+        state = run.new_state()
+        try:
+            async with client.stream("POST", spec.url, content=spec.body, headers=spec.headers,
+                                     timeout=run.ep.timeout) as resp:
+                state.start(resp.status_code, resp.headers)
+                async for chunk in resp.aiter_bytes():
+                    for delta in state.feed(chunk):
+                        run.delivered = True
+                        yield delta
+            run.done(state.finish())
+            return
+        except Exception as exc:
+            await asyncio.sleep(run.retry_delay(exc))
+
+
+def handler_events(run: Run) -> Generator[Delta, None, Result]:
+    state = run.start_handler()
+    try:
+        for doc in handler_pieces(run.handler, run.messages, run.params, run.spec.stream):
+            out: list[Delta] = []
+            state.accept(doc, out)
+            yield from out
+        return run.done(state.finish())
+    except Exception as exc:
+        raise run.handler_error(exc) from exc
+
+
+async def ahandler_events(run: Run) -> AsyncGenerator[Delta, None]:
+    state = run.start_handler()
+    try:
+        async for doc in ahandler_pieces(run.handler, run.messages, run.params, run.spec.stream):
+            out: list[Delta] = []
+            state.accept(doc, out)
+            for delta in out:
+                yield delta
+        run.done(state.finish())
+    except Exception as exc:
+        raise run.handler_error(exc) from exc
+
+
+class _StreamBase:
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def text(self) -> str:
+        """The answer text received so far (complete once the stream ended)."""
+        return self._run.state.text if self._run.state else ""
+
+    @property
+    def reasoning(self) -> str:
+        return self._run.state.reasoning if self._run.state else ""
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self._run.ep
+
+    @property
+    def result(self) -> Result | None:
+        """The Result once the stream ended; after an interrupt or error, the partial Result
+        (``finish_reason`` ``"interrupted"`` or ``"error"``); None before the end."""
+        return self._run.result
+
+    def _record_stop(self, exc: BaseException) -> None:
+        if self._run.result is None:
+            reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, GeneratorExit, asyncio.CancelledError)) else "error"
+            self._run.result = self._run.partial(reason)
+
+
+class Stream(_StreamBase):
+    """Iterate for text deltas (``events()`` for text and reasoning); ``.result`` at the end.
+
+    Use as a context manager (or exhaust it) so the connection is closed when you stop early.
+    """
+
+    def __init__(self, run: Run, source: Generator[Delta, None, Result]) -> None:
+        super().__init__(run)
+        self._source = source
+
+    def events(self) -> Iterator[Delta]:
+        try:
+            yield from self._source
+        except BaseException as exc:
+            self._record_stop(exc)
+            raise
+
+    def __iter__(self) -> Iterator[str]:
+        for delta in self.events():
+            if delta.kind == "text":
+                yield delta.text
+
+    def until_done(self) -> Result:
+        """Consume the rest of the stream and return the Result."""
+        for _ in self.events():
+            pass
+        assert self._run.result is not None
+        return self._run.result
+
+    def close(self) -> None:
+        """Stop receiving and close the connection (keeps the partial text)."""
+        self._source.close()
+        if self._run.result is None:
+            self._run.result = self._run.partial("interrupted")
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class AsyncStream(_StreamBase):
+    """The async twin of ``Stream``: ``async for delta in s`` / ``s.aevents()``."""
+
+    def __init__(self, run: Run, source: AsyncGenerator[Delta, None]) -> None:
+        super().__init__(run)
+        self._source = source
+
+    async def aevents(self) -> AsyncIterator[Delta]:
+        try:
+            async for delta in self._source:
+                yield delta
+        except BaseException as exc:
+            self._record_stop(exc)
+            raise
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for delta in self.aevents():
+            if delta.kind == "text":
+                yield delta.text
+
+    async def until_done(self) -> Result:
+        async for _ in self.aevents():
+            pass
+        assert self._run.result is not None
+        return self._run.result
+
+    async def aclose(self) -> None:
+        await self._source.aclose()
+        if self._run.result is None:
+            self._run.result = self._run.partial("interrupted")
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()

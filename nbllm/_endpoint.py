@@ -1,0 +1,424 @@
+"""``Endpoint``: the one endpoint configuration type (pure, no I/O).
+
+Used unchanged by the Python API, the magics, the widget form and the registry file. Every
+field is validated when the object is created; a bad value raises ``ConfigError`` naming the
+field. Also: URL completion and type inference, the per-dialect default JSONPaths, and imports
+from the seeds' own vocabularies (OpenCharacters JSON5 lines, AutoDev request formats).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from ._exceptions import ConfigError
+from ._extract import compile_path
+
+__all__ = ["Endpoint", "Secret", "deep_merge"]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,100}$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HANDLER_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")
+_TEMPLATE_NAMES = frozenset(
+    {"prompt", "messages", "system", "model", "params", "stream",
+     "temperature", "max_tokens", "top_p", "stop", "seed"}
+)
+STREAM_MODES = ("auto", "sse", "ndjson", "off")
+
+# Paths whose last segments name an API of their own: kept as given, never completed.
+_CUSTOM_SUFFIXES = ("/api/chat", "/api/generate", "/generate", "/generate_stream", "/chat",
+                    "/completion", "/infer", "/invoke", "/predict")
+
+# Default JSONPaths by dialect; "openai-chat" / "openai-completion" unless the URL says otherwise.
+_DEFAULT_PATHS: dict[str, dict[str, str]] = {
+    "openai-chat": {
+        "response_path": "$.choices[0].message.content",
+        "stream_path": "$.choices[0].delta.content",
+        "reasoning_path": "$.choices[0].message.reasoning_content",
+        "stream_reasoning_path": "$.choices[0].delta.reasoning_content",
+        "finish_reason_path": "$.choices[0].finish_reason",
+        "usage_prompt_path": "$.usage.prompt_tokens",
+        "usage_completion_path": "$.usage.completion_tokens",
+    },
+    "openai-completion": {
+        "response_path": "$.choices[0].text",
+        "stream_path": "$.choices[0].text",
+        "finish_reason_path": "$.choices[0].finish_reason",
+        "usage_prompt_path": "$.usage.prompt_tokens",
+        "usage_completion_path": "$.usage.completion_tokens",
+    },
+    "ollama-chat": {  # Ollama's native /api/chat (NDJSON stream)
+        "response_path": "$.message.content",
+        "stream_path": "$.message.content",
+        "reasoning_path": "$.message.thinking",
+        "stream_reasoning_path": "$.message.thinking",
+        "finish_reason_path": "$.done_reason",
+        "usage_prompt_path": "$.prompt_eval_count",
+        "usage_completion_path": "$.eval_count",
+    },
+    "ollama-completion": {  # Ollama's native /api/generate
+        "response_path": "$.response",
+        "stream_path": "$.response",
+        "finish_reason_path": "$.done_reason",
+        "usage_prompt_path": "$.prompt_eval_count",
+        "usage_completion_path": "$.eval_count",
+    },
+}
+_PATH_FIELDS = tuple(_DEFAULT_PATHS["openai-chat"])
+
+
+class Secret:
+    """An API key that never shows itself: ``repr``/``str`` give ``••••1234``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The key itself, for building the request header only."""
+        return self._value
+
+    def masked(self) -> str:
+        return "••••" + (self._value[-4:] if len(self._value) >= 12 else "")
+
+    def __repr__(self) -> str:
+        return f"Secret({self.masked()!r})"
+
+    __str__ = masked
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _err(fld: str, message: str) -> ConfigError:
+    return ConfigError(message, field=fld)
+
+
+def _url_parts(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _err("url", f"{url!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000/v1)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise _err("url", f"{url!r} has an invalid port") from exc
+    return parts.scheme, parts.path.rstrip("/")
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``extra`` into a copy of ``base`` (nested objects merged, not replaced)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _template_placeholders(node: Any) -> set[str]:
+    if isinstance(node, str):
+        return set(_PLACEHOLDER_RE.findall(node))
+    if isinstance(node, dict):
+        found: set[str] = set()
+        for k, v in node.items():
+            found |= _template_placeholders(k) | _template_placeholders(v)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_template_placeholders(v) for v in node)) if node else set()
+    return set()
+
+
+def _json_obj(fld: str, value: Any, *, kind: type = dict) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _err(fld, f"is not valid JSON ({exc.msg} at char {exc.pos})") from exc
+    if not isinstance(value, kind):
+        raise _err(fld, f"must be a JSON {'object' if kind is dict else 'value'}, got {type(value).__name__}")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise _err(fld, f"must be JSON-serialisable: {exc}") from exc
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """One LLM endpoint. See docs/DESIGN.md for every field; all are validated on creation."""
+
+    name: str
+    url: str = ""
+    model: str | None = None
+    type: Literal["chat", "completion"] | None = None
+    api_key_env: str | None = None
+    api_key: Secret | None = field(default=None, repr=False)
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
+    headers: dict[str, str] = field(default_factory=dict)
+    body_fields: dict[str, Any] = field(default_factory=dict)
+    message_keys: dict[str, str] = field(default_factory=dict)
+    body_template: Any = None
+    response_path: str | None = None
+    stream_path: str | None = None
+    reasoning_path: str | None = None
+    stream_reasoning_path: str | None = None
+    usage_prompt_path: str | None = None
+    usage_completion_path: str | None = None
+    finish_reason_path: str | None = None
+    stream: str = "auto"
+    stream_usage: bool = True
+    append_path: bool | None = None
+    price_prompt: float | None = None
+    price_completion: float | None = None
+    max_seq_len: int | None = None
+    tokenizer: str | None = None
+    timeout: float = 60.0
+    verify: bool | str = True
+    retries: int = 2
+    params: dict[str, Any] = field(default_factory=dict)
+    handler: str | None = None
+
+    def __post_init__(self) -> None:  # noqa: C901 - one flat list of field checks
+        s = self._set
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise _err("name", f"{self.name!r} must be 1-100 characters of letters, digits and _.:@/+- (no spaces or commas)")
+        if isinstance(self.api_key, str):
+            s("api_key", Secret(self.api_key) if self.api_key else None)
+        elif self.api_key is not None and not isinstance(self.api_key, Secret):
+            raise _err("api_key", "must be a string")
+        if self.api_key_env is not None and not _ENV_RE.match(self.api_key_env):
+            raise _err("api_key_env", f"{self.api_key_env!r} is not an environment variable name")
+        if self.api_key_env and self.api_key:
+            raise _err("api_key", "give either api_key_env (preferred) or api_key, not both")
+        if self.handler is not None:
+            if not _HANDLER_RE.match(self.handler):
+                raise _err("handler", f"{self.handler!r} must look like 'package.module:attribute'")
+        elif not self.url:
+            raise _err("url", "is required (e.g. http://127.0.0.1:8000/v1)")
+        if self.url:
+            _, path = _url_parts(self.url)
+        else:
+            path = ""
+        if self.type == "chat-completion":  # type: ignore[comparison-overlap]  # OpenCharacters
+            s("type", "chat")
+        if self.type is None:
+            s("type", _infer_type(path))
+        if self.type not in ("chat", "completion"):
+            raise _err("type", f"{self.type!r} must be 'chat' or 'completion'")
+        if self.stream not in STREAM_MODES:
+            raise _err("stream", f"{self.stream!r} must be one of {', '.join(STREAM_MODES)}")
+        for fld in ("headers", "body_fields", "message_keys", "params"):
+            s(fld, _json_obj(fld, getattr(self, fld)))
+        for key, value in self.headers.items():
+            if not _HEADER_RE.match(key):
+                raise _err("headers", f"{key!r} is not a valid header name")
+            if not isinstance(value, str) or "\n" in value or "\r" in value:
+                raise _err("headers", f"value of {key!r} must be a one-line string")
+        if not _HEADER_RE.match(self.auth_header):
+            raise _err("auth_header", f"{self.auth_header!r} is not a valid header name")
+        for key, value in self.message_keys.items():
+            if key not in ("role", "content", "name") or not isinstance(value, str) or not value:
+                raise _err("message_keys", f"{key!r}: keys must be role/content/name mapped to non-empty names")
+        if self.body_template is not None:
+            s("body_template", _json_obj("body_template", self.body_template, kind=object))
+            unknown = _template_placeholders(self.body_template) - _TEMPLATE_NAMES
+            if unknown:
+                raise _err("body_template", f"unknown placeholder(s) {sorted(unknown)}; use {sorted(_TEMPLATE_NAMES)}")
+            if not _template_placeholders(self.body_template) & {"prompt", "messages"}:
+                raise _err("body_template", "must contain {prompt} or {messages} somewhere")
+        for fld in _PATH_FIELDS:
+            value = getattr(self, fld)
+            if value is not None:
+                compile_path(value, field=fld)
+        for fld in ("price_prompt", "price_completion", "timeout"):
+            value = getattr(self, fld)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise _err(fld, f"{value!r} must be a number >= 0")
+                s(fld, float(value))
+        if self.timeout <= 0:
+            raise _err("timeout", "must be > 0 seconds")
+        for fld in ("max_seq_len", "retries"):
+            value = getattr(self, fld)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise _err(fld, f"{value!r} must be a whole number >= 0")
+        if isinstance(self.verify, str) and not os.path.isfile(os.path.expanduser(self.verify)):
+            raise _err("verify", f"CA bundle {self.verify!r} does not exist (or use True/False)")
+        if self.tokenizer is not None and not os.path.isfile(os.path.expanduser(self.tokenizer)):
+            raise _err("tokenizer", f"{self.tokenizer!r} is not a tokenizer.json file")
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    # ---- derived, display-safe views -------------------------------------------------
+    @property
+    def key_source(self) -> str:
+        """Where the key comes from, safe to display: ``env:VAR``, ``stored ••••1234`` or ``none``."""
+        if self.api_key_env:
+            return f"env:{self.api_key_env}"
+        if self.api_key is not None:
+            return f"stored {self.api_key.masked()}"
+        return "none"
+
+    @property
+    def model_name(self) -> str:
+        """What is sent as ``model`` (the registry name when no model is set)."""
+        return self.model or self.name
+
+    @property
+    def dialect(self) -> str:
+        path = _url_parts(self.url)[1] if self.url else ""
+        family = "ollama" if path.endswith(("/api/chat", "/api/generate")) else "openai"
+        return f"{family}-{self.type}"
+
+    @property
+    def request_url(self) -> str:
+        """The URL actually posted to (a base URL completed with /chat/completions etc.)."""
+        if not self.url:
+            return ""
+        scheme, path = _url_parts(self.url)
+        append = self.append_path
+        if append is None:
+            append = not (
+                path.endswith("/completions")
+                or path.endswith(_CUSTOM_SUFFIXES)
+                or self.body_template is not None
+            )
+        if not append:
+            return self.url
+        suffix = "/chat/completions" if self.type == "chat" else "/completions"
+        parts = urlsplit(self.url)
+        return urlunsplit((scheme, parts.netloc, path + suffix, parts.query, ""))
+
+    def path(self, fld: str) -> str | None:
+        """The configured JSONPath for ``fld``, or the dialect's default."""
+        value: str | None = getattr(self, fld)
+        if value is not None:
+            return value
+        return _DEFAULT_PATHS[self.dialect].get(fld)
+
+    def __repr__(self) -> str:
+        shown = [f"name={self.name!r}", f"url={self.url!r}"]
+        if self.model:
+            shown.append(f"model={self.model!r}")
+        shown += [f"type={self.type!r}", f"key={self.key_source!r}"]
+        if self.handler:
+            shown.append(f"handler={self.handler!r}")
+        return f"Endpoint({', '.join(shown)})"
+
+    # ---- construction / serialisation ------------------------------------------------
+    def replace(self, **changes: Any) -> Endpoint:
+        """A copy with ``changes`` applied and validated again."""
+        _check_keys(changes)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Non-default fields as plain JSON; the API key itself is never included."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "api_key":
+                continue
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if value != default or f.name in ("name", "url", "type"):
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Endpoint:
+        """Build from a plain dict; unknown keys raise ``ConfigError`` with a suggestion."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"an endpoint definition must be a JSON object, got {type(data).__name__}")
+        _check_keys(data)
+        if "name" not in data:
+            raise _err("name", "is required")
+        return cls(**data)
+
+    @classmethod
+    def from_opencharacters(cls, line: str, *, name: str | None = None) -> Endpoint:
+        """Import an OpenCharacters custom-model line (JSON5), e.g.
+        ``{name:"dolly", endpointUrl:"http://127.0.0.1/v1/completions", tokenPricing:{prompt:0.002, completion:0.002}}``.
+        OpenCharacters sends ``name`` as the model; ``modelUrl`` (a tokenizer on a hub) is ignored."""
+        import json5
+
+        try:
+            data = json5.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"not a valid OpenCharacters JSON5 line: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError("an OpenCharacters model line must be an object {name:..., endpointUrl:...}")
+        known = {"name", "endpointUrl", "modelUrl", "tokenPricing", "maxSequenceLength", "apiKey", "type"}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown OpenCharacters key(s) {sorted(unknown)}; known: {sorted(known)}")
+        for req in ("name", "endpointUrl"):
+            if req not in data:
+                raise ConfigError(f"OpenCharacters line needs {req!r}", field=req)
+        pricing = data.get("tokenPricing") or {}
+        if not isinstance(pricing, dict) or set(pricing) - {"prompt", "completion"}:
+            raise ConfigError("tokenPricing must look like {prompt:0.002, completion:0.002}", field="tokenPricing")
+        kind = data.get("type")
+        return cls(
+            name=name or str(data["name"]),
+            url=str(data["endpointUrl"]),
+            model=str(data["name"]),
+            type="chat" if kind == "chat-completion" else kind,
+            api_key=data.get("apiKey") or None,
+            price_prompt=pricing.get("prompt"),
+            price_completion=pricing.get("completion"),
+            max_seq_len=data.get("maxSequenceLength"),
+        )
+
+    @classmethod
+    def from_autodev(
+        cls, name: str, url: str, *, request_format: str | dict[str, Any] = "",
+        response_path: str | None = None, **extra: Any,
+    ) -> Endpoint:
+        """Import AutoDev's custom-LLM settings: the request format JSON
+        (``customFields``/``customHeaders``/``messageKeys``) and its one response JSONPath, which
+        AutoDev applies to whatever arrives (JSON or each SSE chunk)."""
+        fmt = _json_obj("request_format", request_format or {})
+        unknown = set(fmt) - {"customFields", "customHeaders", "messageKeys"}
+        if unknown:
+            raise ConfigError(f"unknown key(s) {sorted(unknown)}; AutoDev uses customFields, customHeaders, messageKeys", field="request_format")
+        fields = dict(_json_obj("customFields", fmt.get("customFields", {})))
+        model = fields.pop("model", None)
+        return cls(
+            name=name, url=url, model=model, body_fields=fields,
+            headers=_json_obj("customHeaders", fmt.get("customHeaders", {})),
+            message_keys=_json_obj("messageKeys", fmt.get("messageKeys", {})),
+            response_path=response_path, stream_path=response_path, **extra,
+        )
+
+
+def _infer_type(path: str) -> Literal["chat", "completion"]:
+    if path.endswith("/chat/completions") or path.endswith("/api/chat"):
+        return "chat"
+    if path.endswith(("/completions", "/api/generate", "/completion", "/generate", "/generate_stream")):
+        return "completion"
+    return "chat"
+
+
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Endpoint))
+
+
+def _check_keys(data: dict[str, Any]) -> None:
+    for key in data:
+        if key not in _FIELD_NAMES:
+            close = difflib.get_close_matches(key, _FIELD_NAMES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(sorted(_FIELD_NAMES))}"
+            raise ConfigError(f"unknown field {key!r}{hint}", field=key)

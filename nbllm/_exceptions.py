@@ -1,0 +1,165 @@
+"""Every error nbllm raises, under one base class.
+
+```
+NbllmError(Exception)                     base: catch this to catch everything nbllm raises
+├── ConfigError(NbllmError, ValueError)   an endpoint definition is invalid (names the field)
+│   ├── UnknownModelError(ConfigError)    no endpoint or provider by that name
+│   └── RegistryFileError(ConfigError)    the registry file cannot be parsed (never overwritten)
+├── PromptTooLongError(NbllmError)        refused before sending: prompt over max_seq_len
+├── RequestError(NbllmError)              the request never got an HTTP answer
+│   ├── ConnectError(RequestError)        connection refused / DNS / TLS: names the URL
+│   └── TimeoutError(RequestError)        no answer within the endpoint's timeout
+├── HTTPStatusError(NbllmError)           4xx/5xx: .status_code and the server's own message
+├── StreamError(NbllmError)               a stream broke: dropped connection, malformed chunk,
+│                                         or an in-stream {"error": ...} payload; .partial_text
+├── ExtractionError(NbllmError)           a JSONPath matched nothing: .path and a body sample
+└── HandlerError(NbllmError)              a Python handler provider raised
+```
+
+Every error's message says what failed, where (endpoint name and URL) and what to try.
+No message ever contains an API key: the client never formats headers into errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "ExtractionError",
+    "HTTPStatusError",
+    "HandlerError",
+    "NbllmError",
+    "PromptTooLongError",
+    "RegistryFileError",
+    "RequestError",
+    "StreamError",
+    "TimeoutError",
+    "UnknownModelError",
+]
+
+
+class NbllmError(Exception):
+    """Base of every error nbllm raises.
+
+    ``endpoint`` and ``url`` say where it happened (when known); ``hint`` says what to try.
+    IPython shows the short message instead of a traceback (``_render_traceback_``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        url: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.endpoint = endpoint
+        self.url = url
+        self.hint = hint
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.endpoint:
+            where.append(f"endpoint {self.endpoint!r}")
+        if self.url:
+            where.append(self.url)
+        text = self.message
+        if where:
+            text += f" [{', '.join(where)}]"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ConfigError(NbllmError, ValueError):
+    """An endpoint definition is invalid. ``field`` names the offending field."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kw: Any) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message, **kw)
+
+
+class UnknownModelError(ConfigError):
+    """No registered endpoint or handler provider has this name."""
+
+
+class RegistryFileError(ConfigError):
+    """The registry file on disk cannot be parsed; nbllm refuses to overwrite it."""
+
+
+class PromptTooLongError(NbllmError):
+    """The prompt exceeds the endpoint's ``max_seq_len``; nothing was sent."""
+
+    def __init__(self, message: str, *, tokens: int, limit: int, estimated: bool, **kw: Any):
+        self.tokens = tokens
+        self.limit = limit
+        self.estimated = estimated
+        super().__init__(message, **kw)
+
+
+class RequestError(NbllmError):
+    """The request did not get an HTTP response (network level)."""
+
+    retryable = True
+
+
+class ConnectError(RequestError):
+    """Could not connect: refused, unknown host, TLS failure."""
+
+
+class TimeoutError(RequestError):  # noqa: A001 - scoped name, like httpx.TimeoutException
+    """No response (or no next chunk) within the endpoint's timeout."""
+
+
+class HTTPStatusError(NbllmError):
+    """The server answered 4xx/5xx. ``server_message`` is the server's own error text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        server_message: str = "",
+        body: str = "",
+        retry_after: float | None = None,
+        **kw: Any,
+    ) -> None:
+        self.status_code = status_code
+        self.server_message = server_message
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+    @property
+    def retryable(self) -> bool:
+        return self.status_code in (408, 409, 429) or self.status_code >= 500
+
+
+class StreamError(NbllmError):
+    """A stream broke or carried an error. ``partial_text`` holds what arrived before."""
+
+    def __init__(self, message: str, *, partial_text: str = "", retryable: bool = False,
+                 **kw: Any) -> None:
+        self.partial_text = partial_text
+        self.retryable = retryable
+        super().__init__(message, **kw)
+
+
+class ExtractionError(NbllmError):
+    """A response JSONPath matched nothing. ``path`` and ``sample`` (a body excerpt) say why."""
+
+    def __init__(self, message: str, *, path: str, sample: str, **kw: Any) -> None:
+        self.path = path
+        self.sample = sample
+        super().__init__(message, **kw)
+
+
+class HandlerError(NbllmError):
+    """A Python handler provider raised an exception (chained as ``__cause__``)."""

@@ -1,0 +1,325 @@
+"""The call state machine: response bytes in, deltas and a ``Result`` out (pure, no I/O).
+
+The sync and async shells in ``_client`` only send the request and pass what arrives to
+``CallState``: ``start(status, headers)``, ``feed(chunk) -> [Delta]`` per network chunk,
+``finish() -> Result``. Everything that decides lives here: the framing (taken from the
+response's Content-Type, not from what was asked), JSONPath extraction, usage, cost, error
+bodies, in-stream errors, and the retry policy (``Attempts``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from ._decoders import NDJSONDecoder, SSEDecoder
+from ._endpoint import Endpoint
+from ._exceptions import (
+    ConnectError,
+    ExtractionError,
+    HTTPStatusError,
+    NbllmError,
+    RequestError,
+    StreamError,
+    TimeoutError,
+)
+from ._extract import MISSING, compile_path, excerpt
+from ._request import RequestSpec, cost_of, estimate_tokens
+from ._result import Delta, Result, Usage
+
+__all__ = ["Attempts", "CallState", "map_transport_error", "parse_retry_after"]
+
+_MAX_ERROR_BODY = 64 * 1024
+_HINTS = {
+    401: "check the API key ({key}); the server refused it or got none",
+    403: "the key ({key}) is not allowed to use this model or route",
+    404: "check the URL: the request went to {url}; OpenAI-compatible base URLs usually end in /v1",
+    405: "this URL does not accept POST; check the path ({url})",
+    400: "the server rejected the request body: check the model name, params, body_fields and message_keys",
+    422: "the server rejected the request body: check the model name, params, body_fields and message_keys",
+    429: "rate limited: lower concurrency, or raise retries",
+}
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds, fractional allowed, or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def server_message(body: bytes) -> str:
+    """The server's own error text from an error body (OpenAI, FastAPI, plain text)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return excerpt(text, 300)
+    if isinstance(doc, dict):
+        for key in ("error", "detail", "message", "msg", "error_message"):
+            val = doc.get(key)
+            if isinstance(val, dict):
+                val = val.get("message") or val.get("msg") or val
+            if val:
+                return val if isinstance(val, str) else excerpt(val, 300)
+    return excerpt(doc, 300)
+
+
+class CallState:
+    """One HTTP attempt: decodes the response and accumulates the result."""
+
+    def __init__(self, ep: Endpoint, spec: RequestSpec, *, t0: float,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.ep = ep
+        self.spec = spec
+        self.t0 = t0
+        self.clock = clock
+        self.status = 0
+        self.mode = "json"
+        self.retry_after: float | None = None
+        self.text_parts: list[str] = []
+        self.reasoning_parts: list[str] = []
+        self.docs: list[Any] = []
+        self.matched = False
+        self.done = False
+        self.ttft: float | None = None
+        self.finish_reason: str | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self._body = bytearray()
+        self._decoder: SSEDecoder | NDJSONDecoder | None = None
+
+    # -- what arrived so far (kept on interrupt / drop) ---------------------------------
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
+    # -- protocol --------------------------------------------------------------------------
+    def start(self, status: int, headers: Mapping[str, str]) -> None:
+        self.status = status
+        self.retry_after = parse_retry_after(headers.get("retry-after"))
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        forced = self.ep.stream if self.ep.stream in ("sse", "ndjson") else None
+        if status >= 400:
+            self.mode = "error"
+        elif forced or ctype == "text/event-stream":
+            self.mode = forced or "sse"
+        elif ctype in ("application/x-ndjson", "application/jsonl", "application/json-lines",
+                       "application/ndjson", "application/jsonlines"):
+            self.mode = "ndjson"
+        else:
+            self.mode = "json"
+        streamed = self.mode in ("sse", "ndjson")
+        text_field = "stream_path" if streamed else "response_path"
+        path = self.ep.path(text_field)
+        if streamed and self.ep.stream_path is None and self.ep.response_path is not None:
+            path = self.ep.response_path  # one custom path for both, as AutoDev uses it
+        self._text_path = compile_path(path or "$", field=text_field)
+        reasoning = self.ep.path("stream_reasoning_path" if streamed else "reasoning_path")
+        self._reasoning_path = compile_path(reasoning) if reasoning else None
+        finish = self.ep.path("finish_reason_path")
+        self._finish_path = compile_path(finish) if finish else None
+        up, uc = self.ep.path("usage_prompt_path"), self.ep.path("usage_completion_path")
+        self._usage_paths = (compile_path(up) if up else None, compile_path(uc) if uc else None)
+        if self.mode == "sse":
+            self._decoder = SSEDecoder()
+        elif self.mode == "ndjson":
+            self._decoder = NDJSONDecoder()
+
+    def feed(self, chunk: bytes) -> list[Delta]:
+        """Decode one network chunk; return the new deltas (hot path)."""
+        if self._decoder is None:
+            if self.mode != "error" or len(self._body) < _MAX_ERROR_BODY:
+                self._body += chunk
+            return []
+        out: list[Delta] = []
+        if self.mode == "sse":
+            for _event, data in self._decoder.decode(chunk):  # type: ignore[union-attr]
+                self._doc(data, out)
+        else:
+            for line in self._decoder.decode(chunk):  # type: ignore[union-attr]
+                self._doc(line, out)  # type: ignore[arg-type]
+        return out
+
+    def finish(self) -> Result:
+        """End of body: flush the decoder, raise for errors, build the result."""
+        if self.mode == "error":
+            raise self._http_error()
+        if self._decoder is not None:
+            out: list[Delta] = []
+            for item in self._decoder.flush():
+                self._doc(item[1] if isinstance(item, tuple) else item, out)
+        elif self._body:
+            self._doc(bytes(self._body), [], whole=True)
+        if not self.docs:
+            raise ExtractionError(
+                "the server answered 200 with an empty body", path=self._text_path.source,
+                sample="", endpoint=self.ep.name, url=self.spec.url,
+                hint="check that the URL is the model's completion route",
+            )
+        if not self.matched:
+            src = self._text_path.source
+            raise ExtractionError(
+                f"the response path {src} matched nothing in the "
+                f"{'stream' if self._decoder else 'response'}; body sample: {excerpt(self.docs[0], 300)}",
+                path=src, sample=excerpt(self.docs[0], 300), endpoint=self.ep.name, url=self.spec.url,
+                hint=f"set {'stream_path' if self._decoder else 'response_path'} to the JSONPath of the answer text in that sample",
+            )
+        return self.result()
+
+    def result(self, finish_reason: str | None = None) -> Result:
+        """The result so far (also used for partial results on interrupt)."""
+        now = self.clock()
+        usage = Usage(self.prompt_tokens, self.completion_tokens)
+        if usage.total_tokens is None and (self.ep.price_prompt is not None or self.ep.price_completion is not None):
+            prompt_text = self.spec.json.get("prompt") if isinstance(self.spec.json, dict) else None
+            prompt_text = prompt_text or self.spec.body.decode("utf-8", "replace")
+            usage = Usage(estimate_tokens(str(prompt_text), self.ep.tokenizer)[0],
+                          estimate_tokens(self.text, self.ep.tokenizer)[0], estimated=True)
+        streamed = self._decoder is not None
+        return Result(
+            text=self.text, reasoning=self.reasoning, endpoint=self.ep.name, model=self.ep.model_name,
+            usage=usage, cost=cost_of(self.ep, usage), finish_reason=finish_reason or self.finish_reason,
+            latency_s=now - self.t0, ttft_s=self.ttft if self.ttft is not None else now - self.t0,
+            status_code=self.status or None, streamed=streamed,
+            raw=self.docs if streamed else (self.docs[0] if self.docs else None),
+        )
+
+    # -- internals ---------------------------------------------------------------------------
+    def _doc(self, data: bytes, out: list[Delta], whole: bool = False) -> None:
+        if data[:6] == b"[DONE]" or data.strip() in (b"[DONE]", b'"[DONE]"'):
+            self.done = True
+            return
+        if not data.strip():
+            return
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            raise StreamError(
+                f"malformed {'response' if whole else 'chunk'} (not JSON): {excerpt(data, 200)}",
+                partial_text=self.text, endpoint=self.ep.name, url=self.spec.url,
+                hint="the server is not sending JSON; check the URL and the stream format",
+            ) from None
+        self.accept(doc, out, whole=whole)
+
+    def accept(self, doc: Any, out: list[Delta], *, whole: bool = False) -> None:
+        """Take one parsed document (a chunk, or the whole response) into the result."""
+        self.docs.append(doc)
+        if type(doc) is dict and doc.get("error"):
+            raise StreamError(
+                f"the server reported an error{' mid-stream' if not whole else ''}: "
+                f"{server_message(json.dumps(doc).encode())}",
+                partial_text=self.text, endpoint=self.ep.name, url=self.spec.url,
+            )
+        now = None
+        text = self._text_path.first(doc)
+        if text is not MISSING:
+            self.matched = True
+            if text:
+                text = text if isinstance(text, str) else json.dumps(text)
+                self.text_parts.append(text)
+                out.append(Delta("text", text))
+                now = self.clock()
+        if self._reasoning_path is not None:
+            reasoning = self._reasoning_path.first(doc, None)
+            if reasoning and isinstance(reasoning, str):
+                self.matched = True
+                self.reasoning_parts.append(reasoning)
+                out.append(Delta("reasoning", reasoning))
+                now = now or self.clock()
+        if now is not None and self.ttft is None:
+            self.ttft = now - self.t0
+        if self._finish_path is not None:
+            reason = self._finish_path.first(doc, None)
+            if reason:
+                self.finish_reason = str(reason)
+        up, uc = self._usage_paths
+        if up is not None:
+            n = up.first(doc, None)
+            if isinstance(n, int):
+                self.prompt_tokens = n
+        if uc is not None:
+            n = uc.first(doc, None)
+            if isinstance(n, int):
+                self.completion_tokens = n
+
+    def _http_error(self) -> HTTPStatusError:
+        body = bytes(self._body)
+        msg = server_message(body) if body else ""
+        hint = _HINTS.get(self.status, "the server failed; it may be overloaded or misconfigured"
+                          if self.status >= 500 else None)
+        if hint:
+            hint = hint.format(key=self.ep.key_source, url=self.spec.url)
+        return HTTPStatusError(
+            f"HTTP {self.status}" + (f": {msg}" if msg else ""), status_code=self.status,
+            server_message=msg, body=body.decode("utf-8", "replace")[:2000],
+            retry_after=self.retry_after, endpoint=self.ep.name, url=self.spec.url, hint=hint,
+        )
+
+
+def map_transport_error(exc: BaseException, ep: Endpoint, url: str, partial: str = "") -> NbllmError:
+    """Turn an httpx transport exception into nbllm's tree (the original is the __cause__)."""
+    import httpx
+
+    if isinstance(exc, NbllmError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        err: NbllmError = TimeoutError(
+            f"no answer within {ep.timeout:g} s ({type(exc).__name__})", endpoint=ep.name, url=url,
+            hint="the server is slow or stuck: raise the endpoint's timeout or check the server",
+        )
+    elif isinstance(exc, httpx.ConnectError):
+        err = ConnectError(
+            f"cannot connect: {exc}", endpoint=ep.name, url=url,
+            hint="is the server running, and is the host/port right?",
+        )
+    elif partial or isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        err = StreamError(
+            f"the connection dropped mid-response ({type(exc).__name__}: {exc}); "
+            f"{len(partial)} characters arrived before it",
+            partial_text=partial, endpoint=ep.name, url=url, retryable=not partial,
+            hint="the partial text is in the error's .partial_text; the server may have crashed",
+        )
+    else:
+        err = RequestError(f"request failed: {type(exc).__name__}: {exc}", endpoint=ep.name, url=url)
+    err.__cause__ = exc
+    return err
+
+
+class Attempts:
+    """Retry policy for one logical call: 408/409/429/5xx and network errors are retried
+    with exponential backoff (0.5 s doubling, capped at 8 s) and full jitter, honouring
+    Retry-After (up to 60 s); never once any text has been handed to the caller."""
+
+    def __init__(self, ep: Endpoint, *, rand: Callable[[], float] = random.random) -> None:
+        self.ep = ep
+        self.count = 0
+        self._rand = rand
+
+    def delay(self, err: NbllmError, *, delivered: bool) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up and raise ``err``."""
+        retryable = getattr(err, "retryable", False)
+        if delivered or not retryable or self.count >= self.ep.retries:
+            return None
+        self.count += 1
+        after = getattr(err, "retry_after", None)
+        if after is not None:
+            return float(min(after, 60.0))
+        backoff = min(0.5 * 2 ** (self.count - 1), 8.0)
+        return backoff * (0.5 + self._rand() / 2)
