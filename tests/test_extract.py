@@ -1,0 +1,367 @@
+"""nbllm._extract: compiled JSONPath with Jayway semantics, its fast path, errors and excerpt()."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsonpath_ng
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonpath_ng.ext import parse as ext_parse
+
+from nbllm._exceptions import ConfigError
+from nbllm._extract import MISSING, JSONPath, compile_path, excerpt
+
+COZE = "$[?(@.type == 'answer' && !(@.created_at))].content"
+CHUNK = {
+    "id": "chatcmpl-1",
+    "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "text": "t"}],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 3},
+}
+WHOLE = {"choices": [{"message": {"role": "assistant", "content": "Hello"}}]}
+BOOKS = {
+    "limit": 10,
+    "books": [
+        {"title": "A", "price": 8, "tags": ["x", "y"], "isbn": None},
+        {"title": "B", "price": 12, "tags": []},
+        {"title": "c", "price": "9"},
+    ],
+}
+NUMS = {"a": [0, 1, 2, 3, 4]}
+
+# (path, document, expected matches)
+CASES: list[tuple[str, Any, list[Any]]] = [
+    # simple paths: keys, quoted keys, indexes, negative indexes, the root, no leading $
+    ("$", {"a": 1}, [{"a": 1}]),
+    ("$.a.b", {"a": {"b": 2}}, [2]),
+    ("$['a'][\"b\"]", {"a": {"b": 2}}, [2]),
+    ("$['a.b']['c d']", {"a.b": {"c d": 3}}, [3]),
+    ("$['it\\'s']", {"it's": 4}, [4]),
+    ('$["say \\"hi\\""]', {'say "hi"': 5}, [5]),
+    ("$['\\u0041']", {"A": 6}, [6]),
+    ("$.a[-1]", NUMS, [4]),
+    ("$.a[ 1 ]", NUMS, [1]),
+    ("a.b", {"a": {"b": 7}}, [7]),
+    ("choices[0].text", CHUNK, ["t"]),
+    ("$.a-b.c_d", {"a-b": {"c_d": 8}}, [8]),
+    ("$.a", {"a": None}, [None]),
+    # wildcards
+    ("$.a[*]", NUMS, [0, 1, 2, 3, 4]),
+    ("$.*", {"x": 1, "y": [2]}, [1, [2]]),
+    ("$[*]", {"x": 1, "y": 2}, [1, 2]),
+    ("$.books[*].title", BOOKS, ["A", "B", "c"]),
+    ("$.books.*.price", BOOKS, [8, 12, "9"]),
+    ("$.a[*]", {"a": "text"}, []),
+    # slices, with Jayway's arithmetic (a negative start of [a:b] counts from the end)
+    ("$.a[1:3]", NUMS, [1, 2]),
+    ("$.a[:2]", NUMS, [0, 1]),
+    ("$.a[-2:]", NUMS, [3, 4]),
+    ("$.a[2:]", NUMS, [2, 3, 4]),
+    ("$.a[:-1]", NUMS, [0, 1, 2, 3]),
+    ("$.a[1:-1]", NUMS, []),
+    ("$.a[-2:4]", NUMS, [3, 4, 0, 1, 2, 3]),
+    ("$.a[:]", NUMS, [0, 1, 2, 3, 4]),
+    ("$.a[3:99]", NUMS, [3, 4]),
+    ("$.a[7:]", NUMS, []),
+    ("$.a[1:3]", {"a": {"1": 1}}, []),
+    # unions: indexes in the given order; a trailing multi-key makes one object (Jayway)
+    ("$.a[4,0,9,-1]", NUMS, [4, 0, 4]),
+    ("$['x','y']", {"x": 1, "y": 2, "z": 3}, [{"x": 1, "y": 2}]),
+    ("$['x','missing']", {"x": 1}, [{"x": 1}]),
+    ("$['x','y'].v", {"x": {"v": 1}, "y": {"v": 2}}, [1, 2]),
+    ("$['x','y']", [1, 2], []),
+    # filters on a list keep matching elements
+    ("$.books[?(@.price < 10)].title", BOOKS, ["A"]),
+    ("$.books[?(@.price >= 12)].title", BOOKS, ["B"]),
+    ("$.books[?(@.price <= 8 || @.title == 'B')].title", BOOKS, ["A", "B"]),
+    ("$.books[?(@.price > $.limit)].title", BOOKS, ["B"]),
+    ("$.books[?(@.isbn)].title", BOOKS, ["A"]),
+    ("$.books[?(!@.isbn)].title", BOOKS, ["B", "c"]),
+    ("$.books[?(!(@.isbn))].title", BOOKS, ["B", "c"]),
+    ("$.books[?(@.isbn == null)].title", BOOKS, ["A"]),
+    ("$.books[?(@.title =~ /[a-z]/)].title", BOOKS, ["c"]),
+    ("$.books[?(@.title =~ /[a-z]/i)].title", BOOKS, ["A", "B", "c"]),
+    ("$.books[?(@.title in ['A', 'c'])].price", BOOKS, [8, "9"]),
+    ("$.books[?(@.title nin ['A', 'c'])].price", BOOKS, [12]),
+    ("$.books[?(@.tags[0] == 'x')].title", BOOKS, ["A"]),
+    ("$.books[?(@['title'] != 'A')].title", BOOKS, ["B", "c"]),
+    ("$.books[?(@.tags[?(@ == 'y')])].title", BOOKS, ["A"]),
+    ("$.books[?( @.price==8 )].title", BOOKS, ["A"]),
+    ("$.books[?(@.price == 8 && @.title == 'A' || @.title == 'c')].title", BOOKS, ["A", "c"]),
+    ("$.books[?(!(@.price == 8 || @.price == 12))].title", BOOKS, ["c"]),
+    ("$.books[?(@.price > 1 && @.price < 10)].title", BOOKS, ["A"]),  # "9" is no number
+    ("$[?(@ > 2)]", [1, 2, 3, "4"], [3]),
+    ("$[?(@ == 'x')]", ["x", "y", 1], ["x"]),
+    ("$[?(@[0] == 1)]", [[1], [2], 1], [[1]]),
+    ("$[?(@.n == 1.0)].n", [{"n": 1}, {"n": 1.5}], [1]),
+    ("$[?(@.n == -2.5e0)].n", [{"n": -2.5}, {"n": 2.5}], [-2.5]),
+    ("$[?(@.ok == true)].id", [{"ok": True, "id": 1}, {"ok": 1, "id": 2}], [1]),
+    ("$[?(@.v == [1, 2])].v", [{"v": [1, 2]}, {"v": [2, 1]}], [[1, 2]]),
+    ("$[?(@.v in [])]", [{"v": 1}], []),
+    # Jayway: a number equals a numeric string; order needs the same type; missing != anything
+    ("$[?(@.code == '200')].code", [{"code": 200}, {"code": "200"}, {"code": 201}], [200, "200"]),
+    ("$[?(@.n < '5')].n", [{"n": 1}, {"n": "1"}], ["1"]),
+    ("$[?(@.x != 'a')]", [{"x": "a"}, {"x": "b"}, {}], [{"x": "b"}, {}]),
+    ("$[?(@.x nin ['a'])]", [{"x": "a"}, {}], [{}]),
+    ("$[?(@.x == @.y)]", [{}, {"x": 1, "y": 1}], [{"x": 1, "y": 1}]),
+    # Jayway: =~ matches the whole text; a missing value is matched as ""
+    ("$[?(@.s =~ /ell/)].s", [{"s": "hello"}], []),
+    ("$[?(@.s =~ /.*ell.*/)].s", [{"s": "hello"}], ["hello"]),
+    ("$[?(@.s =~ /\\d+/)].s", [{"s": 12}, {"s": "34"}, {"s": True}], [12, "34"]),
+    ("$[?(@.s =~ /a\\/b/)].s", [{"s": "a/b"}], ["a/b"]),
+    ("$[?(@.s =~ /x|y/)].s", [{"s": ["q", "y"]}, {"s": ["q"]}], [["q", "y"]]),
+    ("$[?(@.s =~ /.*/)]", [{}], [{}]),
+    # filters on an object test the object itself (Jayway; Coze events rely on it)
+    ("$[?(@.type == 'answer')].content", {"type": "answer", "content": "Hi"}, ["Hi"]),
+    ("$[?(@.type == 'answer')].content", {"type": "verbose", "content": "x"}, []),
+    ("$.data[?(@.delta)].delta", {"data": {"delta": "d"}}, ["d"]),
+    ("$[?(@.a)]", "scalar", []),
+    # recursive descent falls back to jsonpath-ng
+    ("$..b", {"a": {"b": 1, "c": [{"b": 2}]}, "b": 0}, [0, 1, 2]),
+    ("$..content", WHOLE, ["Hello"]),
+]
+
+
+@pytest.mark.parametrize(("path", "doc", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_find(path: str, doc: Any, expected: list[Any]) -> None:
+    compiled = compile_path(path)
+    assert compiled.find(doc) == expected
+    assert compiled.first(doc, default="none") == (expected[0] if expected else "none")
+
+
+@pytest.mark.parametrize(
+    ("path", "simple"),
+    [
+        ("$", True),
+        ("$.choices[0].delta.content", True),
+        ("$['a'][\"b\"][-1]", True),
+        ("a.b", True),
+        ("$.a[*]", False),
+        ("$.a[0,1]", False),
+        ("$.a[1:2]", False),
+        ("$['a','b']", False),
+        ("$[?(@.a)]", False),
+        ("$..a", False),
+    ],
+)
+def test_is_simple(path: str, simple: bool) -> None:
+    assert compile_path(path).is_simple is simple
+
+
+def test_coze_filter_tests_the_event_object_itself() -> None:
+    path = compile_path(COZE, field="stream_path")
+    assert path.find({"type": "answer", "content": "Hi"}) == ["Hi"]
+    assert path.find({"type": "answer", "content": "Hi", "created_at": 1}) == []
+    assert path.find({"type": "follow_up", "content": "Hi"}) == []
+    assert path.first({"type": "answer", "content": "Hi", "created_at": 1}) is MISSING
+    events = [{"type": "answer", "content": "a"}, {"type": "answer", "content": "b", "created_at": 2}]
+    assert path.find(events) == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("path", "doc", "expected"),
+    [
+        ("$.choices[0].message.content", WHOLE, "Hello"),
+        ("$.choices[0].delta.content", CHUNK, "Hel"),
+        ("$.choices[0].text", CHUNK, "t"),
+        ("$.usage.prompt_tokens", CHUNK, 7),
+        ("$.usage.completion_tokens", CHUNK, 3),
+    ],
+)
+def test_openai_default_paths(path: str, doc: Any, expected: Any) -> None:
+    compiled = compile_path(path)
+    assert compiled.is_simple
+    assert compiled.first(doc) == expected
+    assert compiled.find(doc) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("path", "doc"),
+    [
+        ("$.choices[0].delta.content", {}),
+        ("$.choices[0].delta.content", {"choices": []}),
+        ("$.choices[0].delta.content", {"choices": {"0": {"delta": {"content": "x"}}}}),
+        ("$.choices[0].delta.content", {"choices": "abc"}),
+        ("$.choices[0].delta.content", {"choices": [{"delta": "text"}]}),
+        ("$.choices[0].delta.content", None),
+        ("$.choices[0].delta.content", [1, 2]),
+        ("$.choices[0].delta.content", b"bytes"),
+        ("$.a[5]", {"a": [1]}),
+        ("$.a[-5]", {"a": [1]}),
+        ("$[0]", "string"),
+        ("$[0]", {0: "int key"}),
+        ("$.a", 42),
+        ("$.a.b", {"a": 1.5}),
+        ("$.a[*].b", {"a": [1, "x", None, []]}),
+        ("$.a[1:2]", {"a": "abc"}),
+        ("$.a[?(@.b > 1)]", {"a": [None, 1, "x", [2], {"b": "3"}]}),
+        ("$[?(@.n =~ /x/)]", [{"n": None}, {"n": {"k": 1}}]),
+        ("$..b", 7),
+        ("$['x','y'].z", {"x": 1}),
+    ],
+)
+def test_missing_and_mismatched_never_raise(path: str, doc: Any) -> None:
+    compiled = compile_path(path)
+    sentinel = object()
+    assert compiled.find(doc) == []
+    assert compiled.first(doc, sentinel) is sentinel
+    assert compiled.first(doc) is MISSING
+
+
+def test_first_returns_null_value_not_default() -> None:
+    assert (
+        compile_path("$.choices[0].delta.content").first(
+            {"choices": [{"delta": {"content": None}}]}, default="x"
+        )
+        is None
+    )
+    assert compile_path("$.a[*]").first({"a": [None, 1]}, default="x") is None
+
+
+def test_first_of_many_matches_is_the_first() -> None:
+    assert compile_path("$.a[*].v").first({"a": [{"w": 0}, {"v": 1}, {"v": 2}]}) == 1
+
+
+def test_compile_cache_returns_the_same_object() -> None:
+    a = compile_path("$.choices[0].delta.content")
+    b = compile_path("$.choices[0].delta.content", field="stream_path")
+    assert a is b
+    assert isinstance(a, JSONPath)
+    assert a.source == "$.choices[0].delta.content"
+    assert compile_path("$.choices[0].text") is not a
+    assert repr(a) == "JSONPath('$.choices[0].delta.content')"
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("$.a[", "expected an index"),
+        ("$[?(@.a ==)]", "expected a path, string, number"),
+        ("choices[0", "expected ']'"),
+        ("", "empty"),
+        ("   ", "empty"),
+        ("$.", "expected a key name"),
+        ("$.a.", "expected a key name"),
+        ("$a", "unexpected character"),
+        ("$.a b", "unexpected character"),
+        ("$[abc]", "expected an index"),
+        ("$['a'", "expected ']'"),
+        ("$['a]", "quoted string with its closing quote"),
+        ("$[?(@.a == 1]", "expected ')'"),
+        ("$[?(@.a == 'x)]", "expected a path, string"),
+        ("$[?(1)]", "comparison operator after a literal"),
+        ("$[?(@.a =~ 'x')]", "expected /regex/"),
+        ("$[?(@.a =~ /x/q)]", "unknown regex flag 'q'"),
+        ("$[?(@.a =~ /(/)]", "invalid regex"),
+        ("$[?(@.a size 2)]", "'size' is not supported"),
+        ("$[?(@.a == [1, 2)]", "expected ','"),
+        ("$.a.length()", "length()"),
+    ],
+)
+def test_invalid_paths_raise_config_error_naming_the_field(path: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        compile_path(path, field="response_path")
+    err = info.value
+    assert err.field == "response_path"
+    assert str(err).startswith("response_path: invalid JSONPath ")
+    assert repr(path) in str(err)
+    assert reason in str(err)
+
+
+def test_invalid_path_without_field_and_non_string_path() -> None:
+    with pytest.raises(ConfigError, match=r"^invalid JSONPath '\$\.a\['") as info:
+        compile_path("$.a[")
+    assert info.value.field is None
+    with pytest.raises(ConfigError, match="must be a string, not int"):
+        compile_path(3, field="stream_path")  # type: ignore[arg-type]
+
+
+def test_invalid_path_is_not_cached_as_success() -> None:
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            compile_path("$.broken[")
+
+
+def test_excerpt() -> None:
+    assert excerpt({"a": [1, "é"], "b": None}) == '{"a":[1,"é"],"b":null}'
+    assert excerpt(b"data: x\n\n") == "data: x\\n\\n"
+    assert excerpt(b"\xff ok") == "\ufffd ok"
+    assert excerpt("line1\r\nline2") == "line1\\r\\nline2"
+    assert excerpt([1, 2]) == "[1,2]"
+    assert excerpt({"s": {1, 2}}) == '{"s":"{1, 2}"}'
+    long = excerpt({"text": "x" * 1000}, limit=50)
+    assert len(long) == 50
+    assert long.endswith("…")
+    assert long.startswith('{"text":"xxx')
+    assert excerpt("x" * 300) == "x" * 300
+    assert excerpt("x" * 301) == "x" * 299 + "…"
+    assert "\n" not in excerpt("a\nb" * 200)
+
+
+# --- property: the fast path agrees with jsonpath-ng --------------------------------------
+
+KEYS = ["a", "b", "x y", "0", "it's"]
+scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=3)
+json_docs = st.recursive(
+    scalars | st.builds(list) | st.builds(dict),
+    lambda inner: (
+        st.lists(inner, min_size=1, max_size=4) | st.dictionaries(st.sampled_from(KEYS), inner, min_size=1)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def doc_and_path(draw: st.DrawFn) -> tuple[Any, list[str | int]]:
+    """A document and a key/index path into it, sometimes with one arbitrary extra step."""
+    doc = draw(json_docs)
+    node, path = doc, []
+    while isinstance(node, (dict, list)) and node and draw(st.sampled_from([1, 1, 1, 0])):
+        if isinstance(node, dict):
+            step: str | int = draw(st.sampled_from(sorted(node)))
+        else:
+            step = draw(st.integers(-len(node), len(node) - 1))
+        path.append(step)
+        node = node[step]
+    if draw(st.booleans()):
+        path.append(draw(st.sampled_from(KEYS) | st.integers(-4, 4)))
+    return doc, path
+
+
+def _render(path_steps: list[str | int], dotted: bool) -> str:
+    out = "$"
+    for step in path_steps:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        elif dotted and re.fullmatch(r"[a-z]+", step):
+            out += f".{step}"
+        else:
+            out += "['" + step.replace("'", "\\'") + "']"
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=doc_and_path(), dotted=st.booleans())
+def test_simple_path_matches_jsonpath_ng(case: tuple[Any, list[str | int]], dotted: bool) -> None:
+    doc, path_steps = case
+    path = _render(path_steps, dotted)
+    compiled = compile_path(path)
+    assert compiled.is_simple
+    expected = [m.value for m in jsonpath_ng.parse(path).find(doc)]
+    assert compiled.find(doc) == expected
+    assert compiled.first(doc, default=MISSING) is (expected[0] if expected else MISSING)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    doc=st.lists(st.dictionaries(st.sampled_from(["a", "b"]), st.integers(-2, 2)), max_size=5),
+    op=st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+    value=st.integers(-2, 2),
+)
+def test_list_filter_matches_jsonpath_ng_ext(doc: list[dict[str, int]], op: str, value: int) -> None:
+    # Where Jayway and jsonpath-ng agree (a list of objects, integer values that all exist).
+    doc = [d for d in doc if "a" in d]
+    path = f"$[?(@.a {op} {value})]"
+    assert compile_path(path).find(doc) == [m.value for m in ext_parse(path).find(doc)]
