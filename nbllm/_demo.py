@@ -1,0 +1,501 @@
+"""The built-in demo LLM server: OpenAI's API (and a few other shapes) on 127.0.0.1.
+
+Used by the quickstart notebook (no API key needed), by the test suite and by benchmarks,
+where it must never be the bottleneck. uvicorn + starlette manage about 20k SSE chunks/s
+on this kind of machine, as slow as the clients being measured, so this is a hand-framed
+HTTP/1.1 server on ``asyncio.start_server`` (stdlib only): request line + headers +
+Content-Length body, keep-alive, Content-Length for JSON and ``Transfer-Encoding: chunked``
+for streams, SSE events pre-encoded per reply and written in batches, ``drain()`` only every
+``_BATCH`` events or when a delay is configured.
+
+Its event loop runs in a daemon thread, so ``start()`` returns at once even inside a
+notebook, whose main thread already runs ipykernel's loop.
+
+What to answer is decided in ``_demo_replies`` (pure); this module does the I/O, the
+control tokens that concern timing and faults, the API key and request recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http
+import ipaddress
+import itertools
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from nbllm._demo_replies import ERROR_EVENT, ROUTES, BadRequest, Plan, Reply, dumps, error_body
+
+__all__ = ["DemoServer", "demo_server"]
+
+_log = logging.getLogger("nbllm.demo")
+_BATCH = 256  # SSE events per write/drain when no delay is configured
+_FAULT_AFTER = {"drop": 3, "error-event": 2, "malformed": 1}  # body events sent before it
+_END = b"0\r\n\r\n"
+_PHRASES = {s.value: s.phrase for s in http.HTTPStatus}
+_ERROR_TYPES = {
+    400: ("invalid_request_error", "bad_request"),
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "not_found"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+    500: ("server_error", "internal_server_error"),
+    503: ("server_error", "service_unavailable"),
+}
+
+
+class _Request:
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "version")
+
+    def __init__(self, method: str, path: str, version: str, headers: dict[str, str]) -> None:
+        self.method, self.path, self.version, self.headers = method, path, version, headers
+        connection = headers.get("connection", "").lower()
+        if version == "HTTP/1.0":
+            self.keep_alive = connection == "keep-alive"
+        else:
+            self.keep_alive = connection != "close"
+        self.body = b""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%X\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class DemoServer:
+    """An OpenAI-compatible LLM server on loopback, run in a background thread.
+
+    >>> with DemoServer() as srv:               # doctest: +SKIP
+    ...     httpx.post(srv.url + "/chat/completions", json={"messages": [...]})
+
+    ``api_key``: when set, requests need ``Authorization: Bearer <api_key>`` (else 401).
+    ``chunk_delay``: seconds before each streamed chunk (non-streaming answers wait
+    ``chunk_delay`` per piece in total); ``first_token_delay``: seconds before the response
+    headers. Both are overridden per request by ``[[delay:S]]`` and ``[[ttft:S]]``.
+    ``max_requests``: stop serving after that many requests (``wait()`` returns then).
+    ``requests``: the last 100 requests, each ``{"method", "path", "headers", "json"}``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        chunk_delay: float = 0.0,
+        first_token_delay: float = 0.0,
+        max_requests: int | None = None,
+    ) -> None:
+        if not _is_loopback(host):
+            raise ValueError(f"the demo server binds loopback addresses only, not {host!r}")
+        if chunk_delay < 0 or first_token_delay < 0:
+            raise ValueError("chunk_delay and first_token_delay must be >= 0")
+        if max_requests is not None and max_requests < 1:
+            raise ValueError("max_requests must be >= 1 (or None for no limit)")
+        self.host = "127.0.0.1" if host == "localhost" else host
+        self.port = port
+        self.api_key = api_key
+        self.chunk_delay = chunk_delay
+        self.first_token_delay = first_token_delay
+        self.max_requests = max_requests
+        self.request_count = 0
+        self._requests: deque[dict[str, Any]] = deque(maxlen=100)
+        self._lock = threading.Lock()
+        self._models: dict[str, None] = {"demo": None}
+        self._seen_once: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    # ---- public surface ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if not self._ready.is_set() or self._error is not None:
+            raise RuntimeError("the demo server is not started: call start() first")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/v1"
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> DemoServer:
+        if self._thread is not None:
+            if self.running:
+                return self
+            raise RuntimeError("a stopped demo server cannot be restarted: make a new one")
+        self._thread = threading.Thread(target=self._run, name="nbllm-demo-server", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every open connection, join the thread. Idempotent."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already finished and closed
+                loop.call_soon_threadsafe(stopping.set)
+        thread.join(timeout=10)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stopped (``stop()`` or ``max_requests``); False on timeout."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def __enter__(self) -> DemoServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self.running else "stopped" if self._thread else "not started"
+        return f"<DemoServer {where}>"
+
+    # ---- the loop thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # pragma: no cover - reported through start()
+            if not self._ready.is_set():
+                self._error = exc
+        finally:
+            self._ready.set()
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        try:
+            server = await asyncio.start_server(self._connection, self.host, self.port)
+        except OSError as exc:
+            self._error = exc
+            return
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stopping.wait()
+        server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
+        for writer in list(self._writers):
+            writer.close()
+        await asyncio.wait_for(server.wait_closed(), timeout=5)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        self._writers.add(writer)
+        try:
+            while True:
+                request = await self._read(reader, writer)
+                if request is None:
+                    break
+                keep_alive = await self._respond(request, reader, writer)
+                if self._limit_reached():
+                    await writer.drain()
+                    assert self._stopping is not None
+                    self._stopping.set()
+                    break
+                if not keep_alive:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client went away mid-request
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (asyncio logs a cancelled connection task otherwise)
+        except Exception:  # a bug here must not kill the server; drop this connection
+            _log.exception("demo server: error while answering a request")
+        finally:
+            self._conns.discard(task)
+            self._writers.discard(writer)
+            writer.close()
+
+    def _limit_reached(self) -> bool:
+        return self.max_requests is not None and self.request_count >= self.max_requests
+
+    # ---- HTTP/1.1 ----------------------------------------------------------------------------
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Request | None:
+        """The next request on this connection, or None when it is closed (or unusable)."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return None  # the client closed the connection between requests
+        try:
+            return await self._parse(head, reader, writer)
+        except ValueError:  # a bad request line, Content-Length or chunk size
+            writer.write(self._head(400, "text/plain", 0, False))
+            return None
+
+    @staticmethod
+    async def _parse(head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Request:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise ValueError(lines[0])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        request = _Request(parts[0], parts[1].partition("?")[0], parts[2], headers)
+        if headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = bytearray()
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                body += await reader.readexactly(size + 2)
+                del body[-2:]
+            await reader.readuntil(b"\r\n")  # end of (empty) trailers
+            request.body = bytes(body)
+        elif length := int(headers.get("content-length", "0") or 0):
+            request.body = await reader.readexactly(length)
+        return request
+
+    @staticmethod
+    def _head(status: int, ctype: str, length: int | None, keep_alive: bool, extra: str = "") -> bytes:
+        """Response headers; ``length`` None: chunked, -1: none (the body ends at close)."""
+        size = (
+            "Transfer-Encoding: chunked\r\n"
+            if length is None
+            else ""
+            if length < 0
+            else f"Content-Length: {length}\r\n"
+        )
+        return (
+            f"HTTP/1.1 {status} {_PHRASES.get(status, 'Error')}\r\n"
+            f"Content-Type: {ctype}\r\n{size}{extra}"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
+            "Server: nbllm-demo\r\n\r\n"
+        ).encode()
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        obj: Any,
+        keep_alive: bool,
+        extra: str = "",
+        raw: bytes | None = None,
+    ) -> bool:
+        body = dumps(obj).encode() if raw is None else raw
+        writer.write(self._head(status, "application/json", len(body), keep_alive, extra) + body)
+        await writer.drain()
+        return keep_alive
+
+    async def _error_reply(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        message: str,
+        keep_alive: bool,
+        param: str | None = None,
+        extra: str = "",
+    ) -> bool:
+        type_, code = _ERROR_TYPES.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", str(status))
+        )
+        return await self._send(writer, status, error_body(message, type_, code, param), keep_alive, extra)
+
+    # ---- routing -------------------------------------------------------------------------
+
+    async def _respond(
+        self, req: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        self.request_count += 1
+        keep = req.keep_alive and not self._limit_reached()
+        body: Any = None
+        if req.body:
+            try:
+                body = json.loads(req.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                body = exc
+        with self._lock:
+            self._requests.append(
+                {
+                    "method": req.method,
+                    "path": req.path,
+                    "headers": req.headers,
+                    "json": None if isinstance(body, Exception) else body,
+                }
+            )
+        if self.api_key is not None and req.headers.get("authorization") != (f"Bearer {self.api_key}"):
+            message = "Invalid API key: send 'Authorization: Bearer <key>' with the server's key"
+            return await self._error_reply(writer, 401, message, keep)
+        if req.method == "GET" and req.path == "/v1/models":
+            models = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "nbllm-demo"} for m in self._models
+            ]
+            return await self._send(writer, 200, {"object": "list", "data": models}, keep)
+        route = ROUTES.get(req.path) if req.method == "POST" else None
+        if route is None:
+            return await self._error_reply(writer, 404, f"Unknown route: {req.method} {req.path}", keep)
+        if not isinstance(body, dict):
+            detail = f": {body}" if isinstance(body, Exception) else ": expected a JSON object"
+            return await self._error_reply(writer, 400, f"Invalid JSON body{detail}", keep)
+        try:
+            reply = route(body, self.request_count)
+        except BadRequest as exc:
+            return await self._error_reply(writer, 400, exc.message, keep, param=exc.param)
+        if len(self._models) < 1000:
+            self._models[reply.model] = None
+        return await self._answer(reply, reader, writer, keep, req.version == "HTTP/1.1")
+
+    def _fault(self, plan: Plan) -> str | None:
+        if plan.once:
+            if plan.raw in self._seen_once:
+                return None
+            self._seen_once.add(plan.raw)
+        return plan.fault
+
+    async def _answer(
+        self,
+        reply: Reply,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        keep: bool,
+        chunked: bool,
+    ) -> bool:
+        plan = reply.plan
+        fault = self._fault(plan)
+        if fault == "hang":
+            while await reader.read(65536):  # until the client hangs up or stop() cancels
+                pass
+            return False
+        delay = self.chunk_delay if plan.delay is None else plan.delay
+        ttft = self.first_token_delay if plan.ttft is None else plan.ttft
+        if not reply.stream:
+            ttft += delay * len(plan.pieces)
+        if ttft > 0:
+            await asyncio.sleep(ttft)
+        if fault is not None and fault.isdigit():
+            status = int(fault)
+            extra = f"Retry-After: {plan.retry_after}\r\n" if plan.retry_after else ""
+            message = f"The demo server was asked to fail with status {status} (control token)"
+            return await self._error_reply(writer, status, message, keep, extra=extra)
+        if not reply.stream:
+            if fault == "drop":
+                return False
+            if fault == "malformed":
+                return await self._send(writer, 200, None, keep, raw=b"{not json")
+            obj = ERROR_EVENT if fault == "error-event" else reply.whole()
+            return await self._send(writer, 200, obj, keep)
+        keep = keep and chunked
+        frame = _chunk if chunked else _identity
+        writer.write(self._head(200, reply.content_type, None if chunked else -1, keep))
+        first, body = reply.head(), reply.body()
+        if fault in _FAULT_AFTER:
+            await self._pump(writer, first, itertools.islice(body, _FAULT_AFTER[fault]), delay, frame)
+            if fault == "drop":
+                await writer.drain()
+                return False  # closed without the terminating chunk: an incomplete read
+            if fault == "error-event":
+                writer.write(frame(reply.error_event()) + (_END if chunked else b""))
+                await writer.drain()
+                return keep
+            first = reply.malformed()
+        await self._pump(writer, first, body, delay, frame)
+        writer.write(frame(reply.tail()) + (_END if chunked else b""))
+        await writer.drain()
+        return keep
+
+    @staticmethod
+    async def _pump(
+        writer: asyncio.StreamWriter,
+        first: bytes,
+        events: Iterable[bytes],
+        delay: float,
+        frame: Callable[[bytes], bytes],
+    ) -> None:
+        """Write ``first`` at once, then ``events``: each after ``delay``, or in batches."""
+        if delay > 0:
+            writer.write(frame(first))
+            await writer.drain()
+            for event in events:
+                await asyncio.sleep(delay)
+                writer.write(frame(event))
+                await writer.drain()
+            return
+        batch = [first]
+        for event in events:
+            batch.append(event)
+            if len(batch) >= _BATCH:
+                writer.write(frame(b"".join(batch)))
+                batch.clear()
+                await writer.drain()
+        writer.write(frame(b"".join(batch)))
+
+
+def demo_server(**kwargs: Any) -> DemoServer:
+    """Construct and start a ``DemoServer`` in one call (keyword arguments as its own)."""
+    return DemoServer(**kwargs).start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m nbllm._demo``: serve in the foreground (for curl and benchmarks)."""
+    parser = argparse.ArgumentParser(prog="python -m nbllm._demo", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key")
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--max-requests", type=int)
+    args = parser.parse_args(argv)
+    server = demo_server(**vars(args))
+    print(f"nbllm demo server on {server.url}", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

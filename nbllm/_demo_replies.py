@@ -1,0 +1,520 @@
+"""The pure half of the demo server: request body -> reply plan -> wire bytes.
+
+No I/O here. ``_demo`` parses HTTP and decides *when* bytes go out; this module decides
+*which* bytes. Every wire format (OpenAI chat/completions, Simli, Ollama, Coze, TGI, an
+"almost OpenAI" custom API) is one ``Reply`` subclass with four parts:
+
+``head()`` bytes sent right after the response headers (e.g. the OpenAI role chunk),
+``body()`` one event per reply piece (the hot loop: a pre-encoded template per reply),
+``tail()`` closing events (finish chunk, usage chunk, ``[DONE]``), and
+``whole()`` the non-streaming JSON answer.
+
+The reply text is deterministic: ``"You said: " + <last user text>``, split into word pieces
+(a word plus its trailing whitespace) so that joining the pieces gives the exact reply.
+Control tokens in the user text (``[[tokens:N]]``, ``[[fault:429:0.2]]``, ...) are stripped
+from the echo and turned into ``Plan`` fields; see ``plan()``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar
+
+__all__ = [
+    "ERROR_EVENT",
+    "REASONING",
+    "ROUTES",
+    "UNICODE_TAIL",
+    "BadRequest",
+    "Plan",
+    "Reply",
+    "error_body",
+    "plan",
+]
+
+dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+UNICODE_TAIL = "café 日本 🚀"
+REASONING = "Let me think about that."
+TOKEN_PIECE = "tok "
+MAX_TOKENS = 10_000_000
+NAMED_FAULTS = ("drop", "malformed", "error-event", "hang")
+ERROR_EVENT: dict[str, Any] = {"error": {"message": "model overloaded", "type": "server_error", "code": 500}}
+
+_CONTROL = re.compile(r"[ \t]*\[\[(tokens|reasoning|unicode|delay|ttft|fault|once)(?::([^\]]*))?\]\]")
+_PIECES = re.compile(r"\S+\s*|\s+")
+SLOT = "\x00slot\x00"  # the piece's place in a template; no real model name looks like it
+_SLOT_JSON = dumps(SLOT).encode()
+
+
+class BadRequest(Exception):
+    """The request body is unusable: answered 400 in OpenAI's error shape."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+def error_body(message: str, type_: str, code: str | int | None, param: str | None = None) -> Any:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+@dataclass
+class Plan:
+    """What to answer for one request, decided before any byte is sent."""
+
+    raw: str  # the user text as received (control tokens included): the ``once`` key
+    pieces: list[str]
+    reasoning: list[str]
+    finish_reason: str  # "stop" | "length"
+    prompt_tokens: int
+    delay: float | None = None  # seconds before each streamed chunk (None: server default)
+    ttft: float | None = None  # seconds before the response headers (None: server default)
+    fault: str | None = None  # "500", "429", ..., "drop", "malformed", "error-event", "hang"
+    retry_after: str | None = None  # Retry-After header value for status faults
+    once: bool = False  # apply ``fault`` only the first time ``raw`` is seen
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.pieces) + len(self.reasoning)
+
+    def usage(self) -> dict[str, int]:
+        p, c = self.prompt_tokens, self.completion_tokens
+        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+
+
+def _number(name: str, value: str | None) -> float:
+    try:
+        number = float(value or "")
+    except ValueError:
+        raise BadRequest(f"control token [[{name}:{value}]] needs a number") from None
+    if not number >= 0:
+        raise BadRequest(f"control token [[{name}:{value}]] must be >= 0")
+    return number
+
+
+def _fault(value: str) -> tuple[str, str | None]:
+    kind, _, arg = value.partition(":")
+    if kind in NAMED_FAULTS and not arg:
+        return kind, None
+    if kind.isdigit() and 400 <= int(kind) <= 599:
+        if arg:
+            _number("fault", arg)
+            return kind, arg
+        return kind, "1" if kind == "429" else None
+    raise BadRequest(
+        f"unknown fault {value!r}: use a 4xx/5xx status[:retry_after] or one of {', '.join(NAMED_FAULTS)}"
+    )
+
+
+def plan(
+    user_text: str,
+    prompt_tokens: int,
+    max_pieces: int | None = None,
+    *,
+    reasoning_ok: bool = False,
+) -> Plan:
+    """Decide the reply to ``user_text``: strip control tokens, split pieces, apply the cap."""
+    opts: dict[str, str] = {}
+
+    def grab(m: re.Match[str]) -> str:
+        opts.setdefault(m[1], m[2] or "")
+        return ""
+
+    text = _CONTROL.sub(grab, user_text).strip()
+    if "tokens" in opts:
+        count = opts["tokens"]
+        if not count.isdigit() or int(count) > MAX_TOKENS:
+            raise BadRequest(f"control token [[tokens:{count}]] needs a number 0..{MAX_TOKENS}")
+        pieces = [TOKEN_PIECE] * int(count)
+    else:
+        extra = UNICODE_TAIL if "unicode" in opts else ""
+        pieces = _PIECES.findall("You said: " + " ".join(t for t in (text, extra) if t))
+    finish = "stop"
+    if max_pieces is not None and len(pieces) > max_pieces:
+        pieces, finish = pieces[:max_pieces], "length"
+    reasoning = _PIECES.findall(REASONING) if reasoning_ok and "reasoning" in opts else []
+    p = Plan(user_text, pieces, reasoning, finish, prompt_tokens)
+    if "delay" in opts:
+        p.delay = _number("delay", opts["delay"])
+    if "ttft" in opts:
+        p.ttft = _number("ttft", opts["ttft"])
+    fault = opts.get("fault") or opts.get("once")
+    if fault is not None:
+        p.fault, p.retry_after = _fault(fault)
+        p.once = "fault" not in opts
+    return p
+
+
+# ---- extracting the prompt from request bodies ----------------------------------------------
+
+
+def _cap(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(f"{name} must be a non-negative integer", param=name)
+    return value
+
+
+def message_text(message: Any) -> str:
+    """A message's text from ``content`` or AutoDev's ``message`` key; text parts joined."""
+    if not isinstance(message, dict):
+        return ""
+    content = message.get("content", message.get("message"))
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _role(message: Any) -> Any:
+    return message.get("role") if isinstance(message, dict) else None
+
+
+def _from_messages(body: dict[str, Any], key: str = "messages") -> tuple[str, int]:
+    messages = body.get(key)
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest(f"'{key}' is required: a non-empty list of {{role, content}} objects", param=key)
+    texts = [message_text(m) for m in messages]
+    users = [t for m, t in zip(messages, texts, strict=True) if _role(m) == "user"]
+    return (users[-1] if users else texts[-1]), sum(len(t.split()) for t in texts)
+
+
+def _from_field(body: dict[str, Any], key: str) -> tuple[str, int]:
+    value = body.get(key)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = " ".join(value)
+    if not isinstance(value, str):
+        raise BadRequest(f"'{key}' is required: a string", param=key)
+    return value, len(value.split())
+
+
+# ---- wire formats -----------------------------------------------------------------------------
+
+
+class Reply:
+    """One answer in one wire format. Subclasses set the class attributes and templates."""
+
+    id_prefix: ClassVar[str] = "chatcmpl-demo-"
+    ndjson: ClassVar[bool] = False  # event framing: SSE ``data:`` events, or NDJSON lines
+    always_stream: ClassVar[bool | None] = None  # True/False: ignore the body's "stream"
+    default_stream: ClassVar[bool] = False
+
+    def __init__(self, body: dict[str, Any], number: int) -> None:
+        model = body.get("model")
+        self.model = model if isinstance(model, str) and model else "demo"
+        self.id = f"{self.id_prefix}{number}"
+        self.created = int(time.time())
+        stream = body.get("stream", self.default_stream)
+        self.stream = bool(stream) if self.always_stream is None else self.always_stream
+        opts = body.get("stream_options")
+        self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+        self.plan = self.make_plan(body)
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        raise NotImplementedError
+
+    @property
+    def content_type(self) -> str:
+        return "application/x-ndjson" if self.ndjson else "text/event-stream"
+
+    def frame(self, obj: Any, event: str | None = None) -> bytes:
+        if self.ndjson:
+            return dumps(obj).encode() + b"\n"
+        prefix = f"event: {event}\n" if event else ""
+        return f"{prefix}data: {dumps(obj)}\n\n".encode()
+
+    def encoder(self, template: Any, event: str | None = None) -> Callable[[str], bytes]:
+        """``piece -> bytes`` for ``template`` with ``SLOT`` as the piece's place, memoized."""
+        pre, post = self.frame(template, event).split(_SLOT_JSON)
+        cache: dict[str, bytes] = {}
+
+        def encode(piece: str) -> bytes:
+            data = cache.get(piece)
+            if data is None:
+                data = cache[piece] = pre + dumps(piece).encode() + post
+            return data
+
+        return encode
+
+    def head(self) -> bytes:
+        return b""
+
+    def body(self) -> Iterator[bytes]:
+        return map(self.encoder(self.piece_template()), self.plan.pieces)
+
+    def piece_template(self) -> Any:
+        raise NotImplementedError
+
+    def tail(self) -> bytes:
+        return b""
+
+    def whole(self) -> Any:
+        raise NotImplementedError
+
+    def error_event(self) -> bytes:
+        return self.frame(ERROR_EVENT)
+
+    def malformed(self) -> bytes:
+        return b"{not json\n" if self.ndjson else b"data: {not json\n\n"
+
+
+class ChatReply(Reply):
+    """OpenAI ``/v1/chat/completions``."""
+
+    object_name: ClassVar[str] = "chat.completion"
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        text, words = _from_messages(body)
+        cap = _cap(body.get("max_completion_tokens", body.get("max_tokens")), "max_tokens")
+        return plan(text, words, cap, reasoning_ok=True)
+
+    def chunk(self, choice: Any) -> Any:
+        choices = [] if choice is None else [{"index": 0, **choice}]
+        return {
+            "id": self.id,
+            "object": f"{self.object_name}.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+
+    def head(self) -> bytes:
+        return self.frame(self.chunk({"delta": {"role": "assistant", "content": ""}, "finish_reason": None}))
+
+    def body(self) -> Iterator[bytes]:
+        think = self.encoder(self.chunk({"delta": {"reasoning_content": SLOT}, "finish_reason": None}))
+        yield from map(think, self.plan.reasoning)
+        yield from super().body()
+
+    def piece_template(self) -> Any:
+        return self.chunk({"delta": {"content": SLOT}, "finish_reason": None})
+
+    def finish(self) -> Any:
+        return {"delta": {}, "finish_reason": self.plan.finish_reason}
+
+    def tail(self) -> bytes:
+        out = self.frame(self.chunk(self.finish()))
+        if self.include_usage:
+            out += self.frame({**self.chunk(None), "usage": self.plan.usage()})
+        return out + b"data: [DONE]\n\n"
+
+    def result(self) -> Any:
+        message: dict[str, Any] = {"role": "assistant", "content": self.plan.text}
+        if self.plan.reasoning:
+            message["reasoning_content"] = "".join(self.plan.reasoning)
+        return {"message": message, "finish_reason": self.plan.finish_reason}
+
+    def whole(self) -> Any:
+        out = self.chunk(self.result())
+        out["object"] = self.object_name
+        out["usage"] = self.plan.usage()
+        return out
+
+
+class CompletionReply(ChatReply):
+    """OpenAI legacy ``/v1/completions``: ``text`` in the choices, object ``text_completion``."""
+
+    id_prefix = "cmpl-demo-"
+    object_name = "text_completion"
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        text, words = _from_field(body, "prompt")
+        return plan(text, words, _cap(body.get("max_tokens"), "max_tokens"))
+
+    def chunk(self, choice: Any) -> Any:
+        out = super().chunk(choice)
+        out["object"] = self.object_name  # no ".chunk" suffix for completions
+        return out
+
+    def head(self) -> bytes:
+        return b""
+
+    def piece_template(self) -> Any:
+        return self.chunk({"text": SLOT, "logprobs": None, "finish_reason": None})
+
+    def finish(self) -> Any:
+        return {"text": "", "logprobs": None, "finish_reason": self.plan.finish_reason}
+
+    def result(self) -> Any:
+        return {"text": self.plan.text, "logprobs": None, "finish_reason": self.plan.finish_reason}
+
+
+class SimliReply(ChatReply):
+    """Simli's example server: always SSE, chunks carry only ``delta.content``, then [DONE]."""
+
+    always_stream = True
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        text, words = _from_messages(body)
+        return plan(text, words, _cap(body.get("max_tokens"), "max_tokens"))
+
+    def head(self) -> bytes:
+        return b""
+
+    def piece_template(self) -> Any:
+        return {
+            "id": self.id,
+            "choices": [{"delta": {"content": SLOT}, "index": 0}],
+            "model": self.model,
+            "created": self.created,
+            "object": "chat.completion.chunk",
+        }
+
+    def tail(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+class OllamaReply(Reply):
+    """Ollama's native ``/api/chat``: NDJSON, streaming unless ``"stream": false``."""
+
+    ndjson = True
+    default_stream = True
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        text, words = _from_messages(body)
+        options = body.get("options")
+        cap = options.get("num_predict") if isinstance(options, dict) else None
+        if cap == -1:  # Ollama's "unlimited"
+            cap = None
+        self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(self.created))
+        return plan(text, words, _cap(cap, "num_predict"))
+
+    def line(self, content: str, done: bool) -> Any:
+        return {
+            "model": self.model,
+            "created_at": self.created_at,
+            "message": {"role": "assistant", "content": content},
+            "done": done,
+        }
+
+    def piece_template(self) -> Any:
+        return self.line(SLOT, False)
+
+    def final(self, content: str) -> Any:
+        return {
+            **self.line(content, True),
+            "done_reason": self.plan.finish_reason,
+            "total_duration": 0,
+            "load_duration": 0,
+            "prompt_eval_count": self.plan.prompt_tokens,
+            "prompt_eval_duration": 0,
+            "eval_count": self.plan.completion_tokens,
+            "eval_duration": 0,
+        }
+
+    def tail(self) -> bytes:
+        return self.frame(self.final(""))
+
+    def whole(self) -> Any:
+        return self.final(self.plan.text)
+
+
+class CozeReply(Reply):
+    """Coze-style SSE with ``event:`` lines; the completed event repeats the whole answer."""
+
+    default_stream = True
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        if isinstance(body.get("query"), str):
+            text, words = _from_field(body, "query")
+        else:
+            key = "additional_messages" if "additional_messages" in body else "messages"
+            text, words = _from_messages(body, key)
+        return plan(text, words)
+
+    def body(self) -> Iterator[bytes]:
+        encode = self.encoder({"type": "answer", "content": SLOT}, "conversation.message.delta")
+        return map(encode, self.plan.pieces)
+
+    def tail(self) -> bytes:
+        done = {"type": "answer", "content": self.plan.text, "created_at": 1700000000}
+        return self.frame(done, "conversation.message.completed") + self.frame("[DONE]", "done")
+
+    def whole(self) -> Any:
+        message = {
+            "role": "assistant",
+            "type": "answer",
+            "content": self.plan.text,
+            "content_type": "text",
+        }
+        return {"code": 0, "msg": "success", "conversation_id": self.id, "messages": [message]}
+
+
+class TgiReply(Reply):
+    """Hugging Face TGI ``/generate``: ``{"inputs", "parameters"}`` -> ``{"generated_text"}``."""
+
+    id_prefix = "tgi-demo-"
+    always_stream = False
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        text, words = _from_field(body, "inputs")
+        params = body.get("parameters")
+        cap = params.get("max_new_tokens") if isinstance(params, dict) else None
+        return plan(text, words, _cap(cap, "max_new_tokens"))
+
+    def body(self) -> Iterator[bytes]:
+        encode = self.encoder({"token": {"text": SLOT}, "generated_text": None})
+        return map(encode, self.plan.pieces[:-1])
+
+    def tail(self) -> bytes:
+        # TGI's last event carries the last token *and* the whole text; no [DONE].
+        reason = "length" if self.plan.finish_reason == "length" else "eos_token"
+        last = self.plan.pieces[-1] if self.plan.pieces else ""
+        details = {"finish_reason": reason, "generated_tokens": len(self.plan.pieces)}
+        event = {"token": {"text": last}, "generated_text": self.plan.text, "details": details}
+        return self.frame(event)
+
+    def whole(self) -> Any:
+        return {"generated_text": self.plan.text}
+
+
+class TgiStreamReply(TgiReply):
+    always_stream = True
+
+
+class CustomReply(Reply):
+    """An "almost OpenAI" API: messages under ``message`` or ``content``; own answer shape."""
+
+    id_prefix = "custom-demo-"
+    ndjson = True
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        text, words = _from_messages(body)
+        return plan(text, words, _cap(body.get("max_tokens"), "max_tokens"))
+
+    def tokens(self) -> dict[str, int]:
+        return {"in": self.plan.prompt_tokens, "out": self.plan.completion_tokens}
+
+    def piece_template(self) -> Any:
+        return {"delta": SLOT}
+
+    def tail(self) -> bytes:
+        return self.frame({"done": True, "tokens": self.tokens()})
+
+    def whole(self) -> Any:
+        return {"data": {"answer": self.plan.text, "tokens": self.tokens()}}
+
+
+ROUTES: dict[str, type[Reply]] = {
+    "/v1/chat/completions": ChatReply,
+    "/v1/completions": CompletionReply,
+    "/simli/chat/completions": SimliReply,
+    "/api/chat": OllamaReply,
+    "/coze/chat": CozeReply,
+    "/tgi/generate": TgiReply,
+    "/tgi/generate_stream": TgiStreamReply,
+    "/custom/chat": CustomReply,
+}
