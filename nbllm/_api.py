@@ -54,24 +54,41 @@ def resolve(model: str | Endpoint) -> Endpoint:
     )
 
 
-def _prepare(model: str | Endpoint, prompt: str | Sequence[Mapping[str, Any]], system: str | None,
-             params: Mapping[str, Any] | None, kwargs: dict[str, Any], stream: bool) -> Run:
+def _prepare(
+    model: str | Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    system: str | None,
+    params: Mapping[str, Any] | None,
+    kwargs: dict[str, Any],
+    stream: bool,
+) -> Run:
     ep = resolve(model)
     merged = {**(params or {}), **kwargs}
     messages = normalize_messages(prompt, system)
     check_length(ep, messages, merged)
     if ep.handler:
         call_params = {**ep.params, **merged, "model": ep.model_name}
-        spec = RequestSpec(url=f"handler:{ep.handler}", body=b"", stream=stream, headers={},
-                           json={"messages": messages, **call_params})
+        spec = RequestSpec(
+            url=f"handler:{ep.handler}",
+            body=b"",
+            stream=stream,
+            headers={},
+            json={"messages": messages, **call_params},
+        )
         return Run(ep, spec, handler=get_handler(ep.handler), messages=messages, params=call_params)
     spec = build_request(ep, messages, merged, stream=stream, api_key=resolve_key(ep, os.environ))
     return Run(ep, spec)
 
 
-def stream(model: str | Endpoint, prompt: str | Sequence[Mapping[str, Any]], *,
-           system: str | None = None, params: Mapping[str, Any] | None = None,
-           client: httpx.Client | None = None, **kwargs: Any) -> Stream:
+def stream(
+    model: str | Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    client: httpx.Client | None = None,
+    **kwargs: Any,
+) -> Stream:
     """Stream an answer: iterate the returned ``Stream`` for text deltas; ``.result`` at the end.
 
     ``kwargs`` (and ``params``, for names that clash) are generation parameters sent in the body,
@@ -83,18 +100,32 @@ def stream(model: str | Endpoint, prompt: str | Sequence[Mapping[str, Any]], *,
     return Stream(run, http_events(run, client or sync_client(run.ep)))
 
 
-def complete(model: str | Endpoint, prompt: str | Sequence[Mapping[str, Any]], *,
-             system: str | None = None, params: Mapping[str, Any] | None = None,
-             client: httpx.Client | None = None, **kwargs: Any) -> Result:
+def complete(
+    model: str | Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    client: httpx.Client | None = None,
+    **kwargs: Any,
+) -> Result:
     """Send one prompt and return the whole ``Result`` (an endpoint that streams anyway works)."""
     run = _prepare(model, prompt, system, params, kwargs, stream=False)
-    source = handler_events(run) if run.handler is not None else http_events(run, client or sync_client(run.ep))
+    source = (
+        handler_events(run) if run.handler is not None else http_events(run, client or sync_client(run.ep))
+    )
     return Stream(run, source).until_done()
 
 
-def astream(model: str | Endpoint, prompt: str | Sequence[Mapping[str, Any]], *,
-            system: str | None = None, params: Mapping[str, Any] | None = None,
-            client: httpx.AsyncClient | None = None, **kwargs: Any) -> AsyncStream:
+def astream(
+    model: str | Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    client: httpx.AsyncClient | None = None,
+    **kwargs: Any,
+) -> AsyncStream:
     """Async ``stream``: ``async with nbllm.astream(...) as s: async for delta in s: ...``."""
     run = _prepare(model, prompt, system, params, kwargs, stream=True)
     if run.handler is not None:
@@ -102,10 +133,18 @@ def astream(model: str | Endpoint, prompt: str | Sequence[Mapping[str, Any]], *,
     return AsyncStream(run, ahttp_events(run, client or async_client(run.ep)))
 
 
-async def acomplete(model: str | Endpoint, prompt: str | Sequence[Mapping[str, Any]], *,
-                    system: str | None = None, params: Mapping[str, Any] | None = None,
-                    client: httpx.AsyncClient | None = None, **kwargs: Any) -> Result:
+async def acomplete(
+    model: str | Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    client: httpx.AsyncClient | None = None,
+    **kwargs: Any,
+) -> Result:
     """Async ``complete``."""
     run = _prepare(model, prompt, system, params, kwargs, stream=False)
-    source = ahandler_events(run) if run.handler is not None else ahttp_events(run, client or async_client(run.ep))
+    source = (
+        ahandler_events(run) if run.handler is not None else ahttp_events(run, client or async_client(run.ep))
+    )
     return await AsyncStream(run, source).until_done()

@@ -68,8 +68,15 @@ def async_client(ep: Endpoint) -> httpx.AsyncClient:
 class Run:
     """Bookkeeping shared by the sync and async runners of one logical call."""
 
-    def __init__(self, ep: Endpoint, spec: RequestSpec, *, handler: Any = None,
-                 messages: list[dict[str, Any]] | None = None, params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        ep: Endpoint,
+        spec: RequestSpec,
+        *,
+        handler: Any = None,
+        messages: list[dict[str, Any]] | None = None,
+        params: dict[str, Any] | None = None,
+    ):
         self.ep = ep
         self.spec = spec
         self.handler = handler
@@ -119,7 +126,8 @@ class Run:
         return HandlerError(
             f"handler {self.ep.handler!r} raised {type(exc).__name__}: {exc}"
             + (f" (status {status})" if status else ""),
-            endpoint=self.ep.name, hint="see the chained exception for the handler's traceback",
+            endpoint=self.ep.name,
+            hint="see the chained exception for the handler's traceback",
         )
 
 
@@ -128,8 +136,9 @@ def http_events(run: Run, client: httpx.Client) -> Generator[Delta, None, Result
     while True:
         state = run.new_state()
         try:
-            with client.stream("POST", spec.url, content=spec.body, headers=spec.headers,
-                               timeout=run.ep.timeout) as resp:
+            with client.stream(
+                "POST", spec.url, content=spec.body, headers=spec.headers, timeout=run.ep.timeout
+            ) as resp:
                 state.start(resp.status_code, resp.headers)
                 for chunk in resp.iter_bytes():
                     for delta in state.feed(chunk):
@@ -145,8 +154,9 @@ async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[De
     while True:
         state = run.new_state()
         try:
-            async with client.stream("POST", spec.url, content=spec.body, headers=spec.headers,
-                                     timeout=run.ep.timeout) as resp:
+            async with client.stream(
+                "POST", spec.url, content=spec.body, headers=spec.headers, timeout=run.ep.timeout
+            ) as resp:
                 state.start(resp.status_code, resp.headers)
                 async for chunk in resp.aiter_bytes():
                     for delta in state.feed(chunk):
@@ -208,7 +218,11 @@ class _StreamBase:
 
     def _record_stop(self, exc: BaseException) -> None:
         if self._run.result is None:
-            reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, GeneratorExit, asyncio.CancelledError)) else "error"
+            reason = (
+                "interrupted"
+                if isinstance(exc, (KeyboardInterrupt, GeneratorExit, asyncio.CancelledError))
+                else "error"
+            )
             self._run.result = self._run.partial(reason)
 
 
@@ -250,7 +264,9 @@ class Stream(_StreamBase):
     def __enter__(self) -> Stream:
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -288,5 +304,7 @@ class AsyncStream(_StreamBase):
     async def __aenter__(self) -> AsyncStream:
         return self
 
-    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()

@@ -25,17 +25,38 @@ __all__ = ["Endpoint", "Secret", "deep_merge"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,100}$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_HANDLER_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+# a handler is "package.module:attribute", or the name of a provider registered in the kernel
+_HANDLER_RE = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[\w.-]+)$")
 _PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")
 _TEMPLATE_NAMES = frozenset(
-    {"prompt", "messages", "system", "model", "params", "stream",
-     "temperature", "max_tokens", "top_p", "stop", "seed"}
+    {
+        "prompt",
+        "messages",
+        "system",
+        "model",
+        "params",
+        "stream",
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+        "seed",
+    }
 )
 STREAM_MODES = ("auto", "sse", "ndjson", "off")
 
 # Paths whose last segments name an API of their own: kept as given, never completed.
-_CUSTOM_SUFFIXES = ("/api/chat", "/api/generate", "/generate", "/generate_stream", "/chat",
-                    "/completion", "/infer", "/invoke", "/predict")
+_CUSTOM_SUFFIXES = (
+    "/api/chat",
+    "/api/generate",
+    "/generate",
+    "/generate_stream",
+    "/chat",
+    "/completion",
+    "/infer",
+    "/invoke",
+    "/predict",
+)
 
 # Default JSONPaths by dialect; "openai-chat" / "openai-completion" unless the URL says otherwise.
 _DEFAULT_PATHS: dict[str, dict[str, str]] = {
@@ -192,10 +213,13 @@ class Endpoint:
     params: dict[str, Any] = field(default_factory=dict)
     handler: str | None = None
 
-    def __post_init__(self) -> None:  # noqa: C901 - one flat list of field checks
+    def __post_init__(self) -> None:
         s = self._set
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise _err("name", f"{self.name!r} must be 1-100 characters of letters, digits and _.:@/+- (no spaces or commas)")
+            raise _err(
+                "name",
+                f"{self.name!r} must be 1-100 characters of letters, digits and _.:@/+- (no spaces or commas)",
+            )
         if isinstance(self.api_key, str):
             s("api_key", Secret(self.api_key) if self.api_key else None)
         elif self.api_key is not None and not isinstance(self.api_key, Secret):
@@ -206,7 +230,10 @@ class Endpoint:
             raise _err("api_key", "give either api_key_env (preferred) or api_key, not both")
         if self.handler is not None:
             if not _HANDLER_RE.match(self.handler):
-                raise _err("handler", f"{self.handler!r} must look like 'package.module:attribute'")
+                raise _err(
+                    "handler",
+                    f"{self.handler!r} must be 'package.module:attribute' or a registered provider name",
+                )
         elif not self.url:
             raise _err("url", "is required (e.g. http://127.0.0.1:8000/v1)")
         if self.url:
@@ -232,12 +259,17 @@ class Endpoint:
             raise _err("auth_header", f"{self.auth_header!r} is not a valid header name")
         for key, value in self.message_keys.items():
             if key not in ("role", "content", "name") or not isinstance(value, str) or not value:
-                raise _err("message_keys", f"{key!r}: keys must be role/content/name mapped to non-empty names")
+                raise _err(
+                    "message_keys", f"{key!r}: keys must be role/content/name mapped to non-empty names"
+                )
         if self.body_template is not None:
             s("body_template", _json_obj("body_template", self.body_template, kind=object))
             unknown = _template_placeholders(self.body_template) - _TEMPLATE_NAMES
             if unknown:
-                raise _err("body_template", f"unknown placeholder(s) {sorted(unknown)}; use {sorted(_TEMPLATE_NAMES)}")
+                raise _err(
+                    "body_template",
+                    f"unknown placeholder(s) {sorted(unknown)}; use {sorted(_TEMPLATE_NAMES)}",
+                )
             if not _template_placeholders(self.body_template) & {"prompt", "messages"}:
                 raise _err("body_template", "must contain {prompt} or {messages} somewhere")
         for fld in _PATH_FIELDS:
@@ -370,7 +402,9 @@ class Endpoint:
                 raise ConfigError(f"OpenCharacters line needs {req!r}", field=req)
         pricing = data.get("tokenPricing") or {}
         if not isinstance(pricing, dict) or set(pricing) - {"prompt", "completion"}:
-            raise ConfigError("tokenPricing must look like {prompt:0.002, completion:0.002}", field="tokenPricing")
+            raise ConfigError(
+                "tokenPricing must look like {prompt:0.002, completion:0.002}", field="tokenPricing"
+            )
         kind = data.get("type")
         return cls(
             name=name or str(data["name"]),
@@ -385,8 +419,13 @@ class Endpoint:
 
     @classmethod
     def from_autodev(
-        cls, name: str, url: str, *, request_format: str | dict[str, Any] = "",
-        response_path: str | None = None, **extra: Any,
+        cls,
+        name: str,
+        url: str,
+        *,
+        request_format: str | dict[str, Any] = "",
+        response_path: str | None = None,
+        **extra: Any,
     ) -> Endpoint:
         """Import AutoDev's custom-LLM settings: the request format JSON
         (``customFields``/``customHeaders``/``messageKeys``) and its one response JSONPath, which
@@ -394,14 +433,22 @@ class Endpoint:
         fmt = _json_obj("request_format", request_format or {})
         unknown = set(fmt) - {"customFields", "customHeaders", "messageKeys"}
         if unknown:
-            raise ConfigError(f"unknown key(s) {sorted(unknown)}; AutoDev uses customFields, customHeaders, messageKeys", field="request_format")
+            raise ConfigError(
+                f"unknown key(s) {sorted(unknown)}; AutoDev uses customFields, customHeaders, messageKeys",
+                field="request_format",
+            )
         fields = dict(_json_obj("customFields", fmt.get("customFields", {})))
         model = fields.pop("model", None)
         return cls(
-            name=name, url=url, model=model, body_fields=fields,
+            name=name,
+            url=url,
+            model=model,
+            body_fields=fields,
             headers=_json_obj("customHeaders", fmt.get("customHeaders", {})),
             message_keys=_json_obj("messageKeys", fmt.get("messageKeys", {})),
-            response_path=response_path, stream_path=response_path, **extra,
+            response_path=response_path,
+            stream_path=response_path,
+            **extra,
         )
 
 
@@ -420,5 +467,9 @@ def _check_keys(data: dict[str, Any]) -> None:
     for key in data:
         if key not in _FIELD_NAMES:
             close = difflib.get_close_matches(key, _FIELD_NAMES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(sorted(_FIELD_NAMES))}"
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; known fields: {', '.join(sorted(_FIELD_NAMES))}"
+            )
             raise ConfigError(f"unknown field {key!r}{hint}", field=key)

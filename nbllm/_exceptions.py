@@ -114,7 +114,7 @@ class ConnectError(RequestError):
     """Could not connect: refused, unknown host, TLS failure."""
 
 
-class TimeoutError(RequestError):  # noqa: A001 - scoped name, like httpx.TimeoutException
+class TimeoutError(RequestError):
     """No response (or no next chunk) within the endpoint's timeout."""
 
 
@@ -145,8 +145,7 @@ class HTTPStatusError(NbllmError):
 class StreamError(NbllmError):
     """A stream broke or carried an error. ``partial_text`` holds what arrived before."""
 
-    def __init__(self, message: str, *, partial_text: str = "", retryable: bool = False,
-                 **kw: Any) -> None:
+    def __init__(self, message: str, *, partial_text: str = "", retryable: bool = False, **kw: Any) -> None:
         self.partial_text = partial_text
         self.retryable = retryable
         super().__init__(message, **kw)

@@ -21,8 +21,17 @@ from typing import Any, TypeVar
 
 from ._exceptions import HandlerError, UnknownModelError
 
-__all__ = ["Handler", "LoopThread", "ahandler_pieces", "get_handler", "handler_pieces",
-           "handler_streams", "providers", "register_provider", "to_openai"]
+__all__ = [
+    "Handler",
+    "LoopThread",
+    "ahandler_pieces",
+    "get_handler",
+    "handler_pieces",
+    "handler_streams",
+    "providers",
+    "register_provider",
+    "to_openai",
+]
 
 T = TypeVar("T")
 _PROVIDERS: dict[str, Any] = {}
@@ -56,7 +65,9 @@ def register_provider(name: str, handler: Any) -> None:
     if isinstance(handler, type):
         handler = handler()
     if not any(implements(handler, m) for m in ("completion", "streaming", "acompletion", "astreaming")):
-        raise HandlerError(f"{type(handler).__name__} implements none of completion/streaming/acompletion/astreaming")
+        raise HandlerError(
+            f"{type(handler).__name__} implements none of completion/streaming/acompletion/astreaming"
+        )
     with _LOCK:
         _PROVIDERS[name] = handler
 
@@ -83,8 +94,10 @@ def _import(spec: str) -> Any:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise HandlerError(f"cannot import handler {spec!r}: {exc}",
-                           hint="is the module on sys.path (e.g. a .py file next to the notebook)?") from exc
+        raise HandlerError(
+            f"cannot import handler {spec!r}: {exc}",
+            hint="is the module on sys.path (e.g. a .py file next to the notebook)?",
+        ) from exc
     return obj() if isinstance(obj, type) else obj
 
 
@@ -123,11 +136,17 @@ def to_openai(obj: Any, *, chunk: bool) -> dict[str, Any]:
         if "choices" in obj:
             return obj
         if "text" in obj or "content" in obj or "reasoning" in obj:
-            out: dict[str, Any] = {"choices": [{
-                key: {"content": obj.get("text", obj.get("content")) or "",
-                      "reasoning_content": obj.get("reasoning")},
-                "finish_reason": obj.get("finish_reason"),
-            }]}
+            out: dict[str, Any] = {
+                "choices": [
+                    {
+                        key: {
+                            "content": obj.get("text", obj.get("content")) or "",
+                            "reasoning_content": obj.get("reasoning"),
+                        },
+                        "finish_reason": obj.get("finish_reason"),
+                    }
+                ]
+            }
             usage = obj.get("usage")
             if isinstance(usage, dict) and any(usage.get(k) for k in ("prompt_tokens", "completion_tokens")):
                 out["usage"] = usage
@@ -159,8 +178,9 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
-def handler_pieces(handler: Any, messages: list[dict[str, Any]], params: dict[str, Any],
-                   stream: bool) -> Generator[dict[str, Any], None, None]:
+def handler_pieces(
+    handler: Any, messages: list[dict[str, Any]], params: dict[str, Any], stream: bool
+) -> Generator[dict[str, Any], None, None]:
     """Sync: the handler's output as OpenAI-shaped docs (chunks when streaming)."""
     if stream and implements(handler, "streaming"):
         for piece in handler.streaming(messages=messages, **params):
@@ -180,8 +200,9 @@ def handler_pieces(handler: Any, messages: list[dict[str, Any]], params: dict[st
         yield to_openai(LoopThread.get().run(handler.acompletion(messages=messages, **params)), chunk=False)
 
 
-async def ahandler_pieces(handler: Any, messages: list[dict[str, Any]], params: dict[str, Any],
-                          stream: bool) -> AsyncGenerator[dict[str, Any], None]:
+async def ahandler_pieces(
+    handler: Any, messages: list[dict[str, Any]], params: dict[str, Any], stream: bool
+) -> AsyncGenerator[dict[str, Any], None]:
     """Async: the handler's output as OpenAI-shaped docs; sync handlers run in a thread."""
     if stream and implements(handler, "astreaming"):
         async for piece in handler.astreaming(messages=messages, **params):
@@ -194,8 +215,9 @@ async def ahandler_pieces(handler: Any, messages: list[dict[str, Any]], params: 
     elif implements(handler, "acompletion"):
         yield to_openai(await handler.acompletion(messages=messages, **params), chunk=False)
     else:
-        yield to_openai(await asyncio.to_thread(lambda: handler.completion(messages=messages, **params)),
-                        chunk=False)
+        yield to_openai(
+            await asyncio.to_thread(lambda: handler.completion(messages=messages, **params)), chunk=False
+        )
 
 
 def handler_streams(handler: Any, stream: bool) -> bool:

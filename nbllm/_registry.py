@@ -12,6 +12,7 @@ entry that no longer validates is reported by ``problems()`` and kept as it is o
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -99,7 +100,9 @@ class Registry:
             return
         raw = self._read(self.path) or {"version": _VERSION, "default": None, "endpoints": {}}
         if not isinstance(raw.get("endpoints", {}), dict):
-            raise RegistryFileError(f"{self.path}: 'endpoints' must be an object; nbllm will not overwrite it")
+            raise RegistryFileError(
+                f"{self.path}: 'endpoints' must be an object; nbllm will not overwrite it"
+            )
         raw.setdefault("endpoints", {})
         raw.setdefault("default", None)
         secrets = self._read(self.secrets_path) or {}
@@ -116,8 +119,10 @@ class Registry:
         try:
             return Endpoint.from_dict(data)
         except ConfigError as exc:
-            raise ConfigError(f"saved endpoint {name!r} in {self.path} is invalid: {exc}",
-                              hint=f"fix it with update({name!r}, ...) or remove it") from exc
+            raise ConfigError(
+                f"saved endpoint {name!r} in {self.path} is invalid: {exc}",
+                hint=f"fix it with update({name!r}, ...) or remove it",
+            ) from exc
 
     # ---- writing -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -152,8 +157,11 @@ class Registry:
         """Save ``ep`` under ``ep.name``; refuses to replace an existing one unless ``overwrite``."""
         with self._transaction():
             if ep.name in self._raw["endpoints"] and not overwrite:
-                raise ConfigError(f"an endpoint named {ep.name!r} already exists", field="name",
-                                  hint="use update(), or add(..., overwrite=True)")
+                raise ConfigError(
+                    f"an endpoint named {ep.name!r} already exists",
+                    field="name",
+                    hint="use update(), or add(..., overwrite=True)",
+                )
             self._store(ep)
             if default or not self._raw.get("default"):
                 self._raw["default"] = ep.name
@@ -196,7 +204,8 @@ class Registry:
     def _require(self, name: str) -> None:
         if name not in self._raw["endpoints"]:
             raise UnknownModelError(
-                f"no endpoint named {name!r}" + (f"; saved: {', '.join(self._raw['endpoints'])}" if self._raw["endpoints"] else ""),
+                f"no endpoint named {name!r}"
+                + (f"; saved: {', '.join(self._raw['endpoints'])}" if self._raw["endpoints"] else ""),
                 hint="add it with %llm_model add NAME --url URL, or nbllm.registry().add(nbllm.Endpoint(...))",
             )
 
@@ -207,7 +216,7 @@ class Registry:
             self._require(name)
             return self._build(name)
 
-    def list(self) -> list[Endpoint]:
+    def list(self) -> builtins.list[Endpoint]:
         """Every valid saved endpoint (invalid ones are reported by ``problems()``)."""
         with self._lock:
             self._load()
@@ -229,7 +238,7 @@ class Registry:
                     bad[name] = str(exc)
             return bad
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         with self._lock:
             self._load()
             return list(self._raw["endpoints"])

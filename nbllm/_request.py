@@ -19,8 +19,15 @@ from ._endpoint import Endpoint, deep_merge
 from ._exceptions import ConfigError, PromptTooLongError
 from ._result import Usage
 
-__all__ = ["RequestSpec", "build_request", "check_length", "cost_of", "estimate_tokens",
-           "normalize_messages", "resolve_key"]
+__all__ = [
+    "RequestSpec",
+    "build_request",
+    "check_length",
+    "cost_of",
+    "estimate_tokens",
+    "normalize_messages",
+    "resolve_key",
+]
 
 Message = dict[str, Any]
 _USER_AGENT = "nbllm/0.1"
@@ -65,7 +72,8 @@ def resolve_key(ep: Endpoint, environ: Mapping[str, str]) -> str | None:
         if not key:
             raise ConfigError(
                 f"environment variable {ep.api_key_env} is not set",
-                field="api_key_env", endpoint=ep.name,
+                field="api_key_env",
+                endpoint=ep.name,
                 hint=f"set it (os.environ[{ep.api_key_env!r}] = ...) or change the key source",
             )
         return key
@@ -105,8 +113,12 @@ def _render(node: Any, values: Mapping[str, Any]) -> Any:
 
 
 def build_request(
-    ep: Endpoint, messages: list[Message], params: Mapping[str, Any], *,
-    stream: bool, api_key: str | None,
+    ep: Endpoint,
+    messages: list[Message],
+    params: Mapping[str, Any],
+    *,
+    stream: bool,
+    api_key: str | None,
 ) -> RequestSpec:
     """The URL, headers and JSON body for one call of ``ep``."""
     merged = {**ep.params, **params}
@@ -115,8 +127,12 @@ def build_request(
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         values = {
             "prompt": flatten([m for m in messages if m["role"] != "system"]),
-            "messages": _rename(messages, ep.message_keys), "system": system,
-            "model": ep.model_name, "params": merged or None, "stream": want_stream, **merged,
+            "messages": _rename(messages, ep.message_keys),
+            "system": system,
+            "model": ep.model_name,
+            "params": merged or None,
+            "stream": want_stream,
+            **merged,
         }
         body = deep_merge(_render(ep.body_template, values), ep.body_fields)
     else:
@@ -169,7 +185,10 @@ def check_length(ep: Endpoint, messages: list[Message], params: Mapping[str, Any
     extra = f" + max_tokens {max_tokens}" if max_tokens else ""
     raise PromptTooLongError(
         f"prompt is {'about ' if estimated else ''}{tokens} tokens{how}{extra}, over max_seq_len {ep.max_seq_len}; nothing was sent",
-        tokens=tokens, limit=ep.max_seq_len, estimated=estimated, endpoint=ep.name,
+        tokens=tokens,
+        limit=ep.max_seq_len,
+        estimated=estimated,
+        endpoint=ep.name,
         hint="shorten the prompt, lower max_tokens, or raise max_seq_len",
     )
 
@@ -178,5 +197,7 @@ def cost_of(ep: Endpoint, usage: Usage) -> float | None:
     """Price of one call from per-1K-token prices; None when the endpoint has no prices."""
     if ep.price_prompt is None and ep.price_completion is None:
         return None
-    return ((usage.prompt_tokens or 0) * (ep.price_prompt or 0.0)
-            + (usage.completion_tokens or 0) * (ep.price_completion or 0.0)) / 1000.0
+    return (
+        (usage.prompt_tokens or 0) * (ep.price_prompt or 0.0)
+        + (usage.completion_tokens or 0) * (ep.price_completion or 0.0)
+    ) / 1000.0

@@ -80,8 +80,9 @@ def server_message(body: bytes) -> str:
 class CallState:
     """One HTTP attempt: decodes the response and accumulates the result."""
 
-    def __init__(self, ep: Endpoint, spec: RequestSpec, *, t0: float,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self, ep: Endpoint, spec: RequestSpec, *, t0: float, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.ep = ep
         self.spec = spec
         self.t0 = t0
@@ -99,7 +100,8 @@ class CallState:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self._body = bytearray()
-        self._decoder: SSEDecoder | NDJSONDecoder | None = None
+        self._sse: SSEDecoder | None = None
+        self._ndjson: NDJSONDecoder | None = None
 
     # -- what arrived so far (kept on interrupt / drop) ---------------------------------
     @property
@@ -109,6 +111,11 @@ class CallState:
     @property
     def reasoning(self) -> str:
         return "".join(self.reasoning_parts)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the response is a stream (SSE or NDJSON), whatever was asked."""
+        return self._sse is not None or self._ndjson is not None
 
     # -- protocol --------------------------------------------------------------------------
     def start(self, status: int, headers: Mapping[str, str]) -> None:
@@ -120,8 +127,13 @@ class CallState:
             self.mode = "error"
         elif forced or ctype == "text/event-stream":
             self.mode = forced or "sse"
-        elif ctype in ("application/x-ndjson", "application/jsonl", "application/json-lines",
-                       "application/ndjson", "application/jsonlines"):
+        elif ctype in (
+            "application/x-ndjson",
+            "application/jsonl",
+            "application/json-lines",
+            "application/ndjson",
+            "application/jsonlines",
+        ):
             self.mode = "ndjson"
         else:
             self.mode = "json"
@@ -138,48 +150,54 @@ class CallState:
         up, uc = self.ep.path("usage_prompt_path"), self.ep.path("usage_completion_path")
         self._usage_paths = (compile_path(up) if up else None, compile_path(uc) if uc else None)
         if self.mode == "sse":
-            self._decoder = SSEDecoder()
+            self._sse = SSEDecoder()
         elif self.mode == "ndjson":
-            self._decoder = NDJSONDecoder()
+            self._ndjson = NDJSONDecoder()
 
     def feed(self, chunk: bytes) -> list[Delta]:
         """Decode one network chunk; return the new deltas (hot path)."""
-        if self._decoder is None:
-            if self.mode != "error" or len(self._body) < _MAX_ERROR_BODY:
-                self._body += chunk
-            return []
         out: list[Delta] = []
-        if self.mode == "sse":
-            for _event, data in self._decoder.decode(chunk):  # type: ignore[union-attr]
+        if self._sse is not None:
+            for _event, data in self._sse.decode(chunk):
                 self._doc(data, out)
-        else:
-            for line in self._decoder.decode(chunk):  # type: ignore[union-attr]
-                self._doc(line, out)  # type: ignore[arg-type]
+        elif self._ndjson is not None:
+            for line in self._ndjson.decode(chunk):
+                self._doc(line, out)
+        elif self.mode != "error" or len(self._body) < _MAX_ERROR_BODY:
+            self._body += chunk
         return out
 
     def finish(self) -> Result:
         """End of body: flush the decoder, raise for errors, build the result."""
         if self.mode == "error":
             raise self._http_error()
-        if self._decoder is not None:
-            out: list[Delta] = []
-            for item in self._decoder.flush():
-                self._doc(item[1] if isinstance(item, tuple) else item, out)
+        if self._sse is not None:
+            for _event, data in self._sse.flush():
+                self._doc(data, [])
+        elif self._ndjson is not None:
+            for line in self._ndjson.flush():
+                self._doc(line, [])
         elif self._body:
             self._doc(bytes(self._body), [], whole=True)
         if not self.docs:
             raise ExtractionError(
-                "the server answered 200 with an empty body", path=self._text_path.source,
-                sample="", endpoint=self.ep.name, url=self.spec.url,
+                "the server answered 200 with an empty body",
+                path=self._text_path.source,
+                sample="",
+                endpoint=self.ep.name,
+                url=self.spec.url,
                 hint="check that the URL is the model's completion route",
             )
         if not self.matched:
             src = self._text_path.source
             raise ExtractionError(
                 f"the response path {src} matched nothing in the "
-                f"{'stream' if self._decoder else 'response'}; body sample: {excerpt(self.docs[0], 300)}",
-                path=src, sample=excerpt(self.docs[0], 300), endpoint=self.ep.name, url=self.spec.url,
-                hint=f"set {'stream_path' if self._decoder else 'response_path'} to the JSONPath of the answer text in that sample",
+                f"{'stream' if self.streamed else 'response'}; body sample: {excerpt(self.docs[0], 300)}",
+                path=src,
+                sample=excerpt(self.docs[0], 300),
+                endpoint=self.ep.name,
+                url=self.spec.url,
+                hint=f"set {'stream_path' if self.streamed else 'response_path'} to the JSONPath of the answer text in that sample",
             )
         return self.result()
 
@@ -187,17 +205,29 @@ class CallState:
         """The result so far (also used for partial results on interrupt)."""
         now = self.clock()
         usage = Usage(self.prompt_tokens, self.completion_tokens)
-        if usage.total_tokens is None and (self.ep.price_prompt is not None or self.ep.price_completion is not None):
+        if usage.total_tokens is None and (
+            self.ep.price_prompt is not None or self.ep.price_completion is not None
+        ):
             prompt_text = self.spec.json.get("prompt") if isinstance(self.spec.json, dict) else None
             prompt_text = prompt_text or self.spec.body.decode("utf-8", "replace")
-            usage = Usage(estimate_tokens(str(prompt_text), self.ep.tokenizer)[0],
-                          estimate_tokens(self.text, self.ep.tokenizer)[0], estimated=True)
-        streamed = self._decoder is not None
+            usage = Usage(
+                estimate_tokens(str(prompt_text), self.ep.tokenizer)[0],
+                estimate_tokens(self.text, self.ep.tokenizer)[0],
+                estimated=True,
+            )
+        streamed = self.streamed
         return Result(
-            text=self.text, reasoning=self.reasoning, endpoint=self.ep.name, model=self.ep.model_name,
-            usage=usage, cost=cost_of(self.ep, usage), finish_reason=finish_reason or self.finish_reason,
-            latency_s=now - self.t0, ttft_s=self.ttft if self.ttft is not None else now - self.t0,
-            status_code=self.status or None, streamed=streamed,
+            text=self.text,
+            reasoning=self.reasoning,
+            endpoint=self.ep.name,
+            model=self.ep.model_name,
+            usage=usage,
+            cost=cost_of(self.ep, usage),
+            finish_reason=finish_reason or self.finish_reason,
+            latency_s=now - self.t0,
+            ttft_s=self.ttft if self.ttft is not None else now - self.t0,
+            status_code=self.status or None,
+            streamed=streamed,
             raw=self.docs if streamed else (self.docs[0] if self.docs else None),
         )
 
@@ -213,7 +243,9 @@ class CallState:
         except ValueError:
             raise StreamError(
                 f"malformed {'response' if whole else 'chunk'} (not JSON): {excerpt(data, 200)}",
-                partial_text=self.text, endpoint=self.ep.name, url=self.spec.url,
+                partial_text=self.text,
+                endpoint=self.ep.name,
+                url=self.spec.url,
                 hint="the server is not sending JSON; check the URL and the stream format",
             ) from None
         self.accept(doc, out, whole=whole)
@@ -225,7 +257,9 @@ class CallState:
             raise StreamError(
                 f"the server reported an error{' mid-stream' if not whole else ''}: "
                 f"{server_message(json.dumps(doc).encode())}",
-                partial_text=self.text, endpoint=self.ep.name, url=self.spec.url,
+                partial_text=self.text,
+                endpoint=self.ep.name,
+                url=self.spec.url,
             )
         now = None
         text = self._text_path.first(doc)
@@ -262,14 +296,21 @@ class CallState:
     def _http_error(self) -> HTTPStatusError:
         body = bytes(self._body)
         msg = server_message(body) if body else ""
-        hint = _HINTS.get(self.status, "the server failed; it may be overloaded or misconfigured"
-                          if self.status >= 500 else None)
+        hint = _HINTS.get(
+            self.status,
+            "the server failed; it may be overloaded or misconfigured" if self.status >= 500 else None,
+        )
         if hint:
             hint = hint.format(key=self.ep.key_source, url=self.spec.url)
         return HTTPStatusError(
-            f"HTTP {self.status}" + (f": {msg}" if msg else ""), status_code=self.status,
-            server_message=msg, body=body.decode("utf-8", "replace")[:2000],
-            retry_after=self.retry_after, endpoint=self.ep.name, url=self.spec.url, hint=hint,
+            f"HTTP {self.status}" + (f": {msg}" if msg else ""),
+            status_code=self.status,
+            server_message=msg,
+            body=body.decode("utf-8", "replace")[:2000],
+            retry_after=self.retry_after,
+            endpoint=self.ep.name,
+            url=self.spec.url,
+            hint=hint,
         )
 
 
@@ -281,19 +322,26 @@ def map_transport_error(exc: BaseException, ep: Endpoint, url: str, partial: str
         return exc
     if isinstance(exc, httpx.TimeoutException):
         err: NbllmError = TimeoutError(
-            f"no answer within {ep.timeout:g} s ({type(exc).__name__})", endpoint=ep.name, url=url,
+            f"no answer within {ep.timeout:g} s ({type(exc).__name__})",
+            endpoint=ep.name,
+            url=url,
             hint="the server is slow or stuck: raise the endpoint's timeout or check the server",
         )
     elif isinstance(exc, httpx.ConnectError):
         err = ConnectError(
-            f"cannot connect: {exc}", endpoint=ep.name, url=url,
+            f"cannot connect: {exc}",
+            endpoint=ep.name,
+            url=url,
             hint="is the server running, and is the host/port right?",
         )
     elif partial or isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         err = StreamError(
             f"the connection dropped mid-response ({type(exc).__name__}: {exc}); "
             f"{len(partial)} characters arrived before it",
-            partial_text=partial, endpoint=ep.name, url=url, retryable=not partial,
+            partial_text=partial,
+            endpoint=ep.name,
+            url=url,
+            retryable=not partial,
             hint="the partial text is in the error's .partial_text; the server may have crashed",
         )
     else:
@@ -320,6 +368,6 @@ class Attempts:
         self.count += 1
         after = getattr(err, "retry_after", None)
         if after is not None:
-            return float(min(after, 60.0))
-        backoff = min(0.5 * 2 ** (self.count - 1), 8.0)
+            return min(float(after), 60.0)
+        backoff: float = min(0.5 * 2.0 ** (self.count - 1), 8.0)
         return backoff * (0.5 + self._rand() / 2)

@@ -1,0 +1,130 @@
+"""Pure framing tests: SSE and NDJSON decoders under awkward chunk boundaries."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nbllm._decoders import LineSplitter, NDJSONDecoder, SSEDecoder
+
+
+def sse_all(chunks: list[bytes]) -> list[tuple[str | None, bytes]]:
+    dec = SSEDecoder()
+    out = []
+    for c in chunks:
+        out += dec.decode(c)
+    return out + dec.flush()
+
+
+def split_every(data: bytes, n: int) -> list[bytes]:
+    return [data[i : i + n] for i in range(0, len(data), n)]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b"data: a\n\n"], [(None, b"a")]),
+        ([b"data:a\n\n"], [(None, b"a")]),  # no space after the colon
+        ([b"data:  two spaces\n\n"], [(None, b" two spaces")]),  # only one space is stripped
+        ([b"data: a\r\n\r\n"], [(None, b"a")]),  # CRLF
+        ([b"data: a\r\r"], [(None, b"a")]),  # lone CR line ends
+        ([b"data: a\r", b"\n\r\n"], [(None, b"a")]),  # CRLF split between chunks
+        ([b"data: a\r", b"\ndata: b\r\n", b"\r\n"], [(None, b"a\nb")]),
+        ([b"data: line1\ndata: line2\n\n"], [(None, b"line1\nline2")]),  # multi-line data
+        ([b": ping - 2024\n\ndata: x\n\n"], [(None, b"x")]),  # keep-alive comment
+        ([b":\n", b"data: x\n\n"], [(None, b"x")]),
+        ([b"event: delta\ndata: {}\n\n"], [("delta", b"{}")]),
+        ([b"event: done\n\n"], []),  # an event without data is not dispatched
+        ([b"id: 1\nretry: 100\ndata: x\n\n"], [(None, b"x")]),
+        ([b"data\n\n"], [(None, b"")]),  # field with no colon: empty value
+        ([b"data: tail-without-blank-line"], [(None, b"tail-without-blank-line")]),  # flush
+        ([b"data: a\n"], [(None, b"a")]),  # missing final blank line
+        ([b"da", b"ta: ", b"hel", b"lo\n", b"\n"], [(None, b"hello")]),
+        ([b"data: a\n\ndata: b\n\n"], [(None, b"a"), (None, b"b")]),
+        ([b"unknown: field\ndata: z\n\n"], [(None, b"z")]),
+    ],
+)
+def test_sse_table(chunks: list[bytes], expected: list[tuple[str | None, bytes]]) -> None:
+    assert sse_all(chunks) == expected
+
+
+def test_sse_event_name_resets_after_dispatch() -> None:
+    assert sse_all([b"event: a\ndata: 1\n\ndata: 2\n\n"]) == [("a", b"1"), (None, b"2")]
+
+
+def test_split_utf8_decodes_right() -> None:
+    text = 'data: {"c": "café 日本 🚀"}\n\n'.encode()
+    for n in range(1, 8):  # every cut, including inside multi-byte characters
+        events = sse_all(split_every(text, n))
+        assert [json.loads(d)["c"] for _, d in events] == ["café 日本 🚀"]
+
+
+def test_u2028_inside_data_is_not_a_line_break() -> None:
+    data = 'data: {"c": "a\u2028b"}\n\n'.encode()
+    assert json.loads(sse_all([data])[0][1])["c"] == "a\u2028b"
+
+
+def test_line_splitter_holds_partial_line() -> None:
+    sp = LineSplitter()
+    assert sp.split(b"ab") == []
+    assert sp.split(b"c\nde") == [b"abc"]
+    assert sp.flush() == b"de"
+    assert sp.flush() == b""
+
+
+def test_ndjson_lines_and_flush() -> None:
+    dec = NDJSONDecoder()
+    out = dec.decode(b'{"a":1}\n\n{"a"') + dec.decode(b':2}\r\n  \n{"a":3}')
+    out += dec.flush()
+    assert [json.loads(x)["a"] for x in out] == [1, 2, 3]
+
+
+def _sse_stream(payloads: list[str], crlf: bool, comments: bool) -> bytes:
+    nl = "\r\n" if crlf else "\n"
+    parts = []
+    for p in payloads:
+        if comments:
+            parts.append(f": keep-alive{nl}")
+        parts.append("".join(f"data: {line}{nl}" for line in p.split("\n")) + nl)
+    return "".join(parts).encode()
+
+
+text_st = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payloads=st.lists(text_st, min_size=1, max_size=8),
+    crlf=st.booleans(),
+    comments=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_any_split_gives_same_events(
+    payloads: list[str], crlf: bool, comments: bool, cuts: list[int]
+) -> None:
+    """Property: however the network cuts the stream, the events are those of the whole."""
+    data = _sse_stream(payloads, crlf, comments)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    whole = sse_all([data])
+    assert sse_all(chunks) == whole
+    assert [d.decode() for _, d in whole] == payloads
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    docs=st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=10), max_size=3), max_size=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=10),
+)
+def test_ndjson_any_split(docs: list[dict[str, str]], cuts: list[int]) -> None:
+    data = b"".join(json.dumps(d, ensure_ascii=False).encode() + b"\n" for d in docs)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    dec = NDJSONDecoder()
+    out: list[bytes] = []
+    for a, b in zip([0, *points], [*points, len(data)], strict=True):
+        out += dec.decode(data[a:b])
+    out += dec.flush()
+    assert [json.loads(x) for x in out] == docs

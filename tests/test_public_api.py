@@ -1,0 +1,98 @@
+"""The public surface: pinned names, lazy heavy imports, one exception tree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbllm
+
+EXPECTED = {
+    "AsyncStream",
+    "ConfigError",
+    "ConnectError",
+    "Delta",
+    "DemoServer",
+    "Endpoint",
+    "ExtractionError",
+    "HTTPStatusError",
+    "Handler",
+    "HandlerError",
+    "NbllmError",
+    "PromptTooLongError",
+    "Registry",
+    "RegistryFileError",
+    "RequestError",
+    "Result",
+    "Stream",
+    "StreamError",
+    "TimeoutError",
+    "UnknownModelError",
+    "Usage",
+    "__version__",
+    "acomplete",
+    "aevaluate",
+    "astream",
+    "complete",
+    "demo_server",
+    "evaluate",
+    "load_ipython_extension",
+    "model_form",
+    "register_provider",
+    "registry",
+    "stream",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(nbllm.__all__) == EXPECTED
+    assert sorted(nbllm.__all__) == nbllm.__all__
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, nbllm; "
+        "print(sorted(m for m in ('httpx', 'pandas', 'ipywidgets', 'IPython', 'jsonpath_ng', 'numpy') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_every_exception_is_an_nbllm_error() -> None:
+    from nbllm import _exceptions
+
+    assert set(_exceptions.__all__) <= set(nbllm.__all__)  # every error is public
+    for name in _exceptions.__all__:
+        assert issubclass(getattr(nbllm, name), nbllm.NbllmError), name
+    assert issubclass(nbllm.ConfigError, ValueError)
+    assert issubclass(nbllm.UnknownModelError, nbllm.ConfigError)
+    assert issubclass(nbllm.ConnectError, nbllm.RequestError)
+    assert nbllm.TimeoutError is not TimeoutError  # scoped name, does not shadow the builtin
+
+
+def test_public_callables_have_docstrings() -> None:
+    for name in (
+        "complete",
+        "stream",
+        "acomplete",
+        "astream",
+        "register_provider",
+        "registry",
+        "Endpoint",
+        "Registry",
+        "Stream",
+        "AsyncStream",
+        "Result",
+        "Handler",
+    ):
+        assert getattr(nbllm, name).__doc__, name
+
+
+def test_lazy_attribute_errors_are_attribute_errors() -> None:
+    try:
+        nbllm.no_such_thing  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_thing" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("expected AttributeError")
