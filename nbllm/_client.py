@@ -131,7 +131,10 @@ class Run:
         )
 
 
-def http_events(run: Run, client: httpx.Client) -> Generator[Delta, None, Result]:
+Batch = list[Delta]  # the deltas decoded from one network chunk: one generator hop per chunk
+
+
+def http_events(run: Run, client: httpx.Client) -> Generator[Batch, None, Result]:
     spec = run.spec
     while True:
         state = run.new_state()
@@ -141,15 +144,16 @@ def http_events(run: Run, client: httpx.Client) -> Generator[Delta, None, Result
             ) as resp:
                 state.start(resp.status_code, resp.headers)
                 for chunk in resp.iter_bytes():
-                    for delta in state.feed(chunk):
+                    batch = state.feed(chunk)
+                    if batch:
                         run.delivered = True
-                        yield delta
+                        yield batch
             return run.done(state.finish())
         except Exception as exc:
             time.sleep(run.retry_delay(exc))
 
 
-async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[Delta, None]:
+async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[Batch, None]:
     spec = run.spec
     while True:
         state = run.new_state()
@@ -159,35 +163,37 @@ async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[De
             ) as resp:
                 state.start(resp.status_code, resp.headers)
                 async for chunk in resp.aiter_bytes():
-                    for delta in state.feed(chunk):
+                    batch = state.feed(chunk)
+                    if batch:
                         run.delivered = True
-                        yield delta
+                        yield batch
             run.done(state.finish())
             return
         except Exception as exc:
             await asyncio.sleep(run.retry_delay(exc))
 
 
-def handler_events(run: Run) -> Generator[Delta, None, Result]:
+def handler_events(run: Run) -> Generator[Batch, None, Result]:
     state = run.start_handler()
     try:
         for doc in handler_pieces(run.handler, run.messages, run.params, run.spec.stream):
-            out: list[Delta] = []
-            state.accept(doc, out)
-            yield from out
+            out: Batch = []
+            state.push(doc, out)
+            if out:
+                yield out
         return run.done(state.finish())
     except Exception as exc:
         raise run.handler_error(exc) from exc
 
 
-async def ahandler_events(run: Run) -> AsyncGenerator[Delta, None]:
+async def ahandler_events(run: Run) -> AsyncGenerator[Batch, None]:
     state = run.start_handler()
     try:
         async for doc in ahandler_pieces(run.handler, run.messages, run.params, run.spec.stream):
-            out: list[Delta] = []
-            state.accept(doc, out)
-            for delta in out:
-                yield delta
+            out: Batch = []
+            state.push(doc, out)
+            if out:
+                yield out
         run.done(state.finish())
     except Exception as exc:
         raise run.handler_error(exc) from exc
@@ -232,25 +238,32 @@ class Stream(_StreamBase):
     Use as a context manager (or exhaust it) so the connection is closed when you stop early.
     """
 
-    def __init__(self, run: Run, source: Generator[Delta, None, Result]) -> None:
+    def __init__(self, run: Run, source: Generator[Batch, None, Result]) -> None:
         super().__init__(run)
         self._source = source
 
-    def events(self) -> Iterator[Delta]:
+    def batches(self) -> Iterator[Batch]:
+        """The deltas as they arrive, one list per network chunk (the cheapest way to consume)."""
         try:
             yield from self._source
         except BaseException as exc:
             self._record_stop(exc)
             raise
 
+    def events(self) -> Iterator[Delta]:
+        """Every delta: ``Delta(kind="text"|"reasoning", text=...)``."""
+        for batch in self.batches():
+            yield from batch
+
     def __iter__(self) -> Iterator[str]:
-        for delta in self.events():
-            if delta.kind == "text":
-                yield delta.text
+        for batch in self.batches():
+            for kind, text in batch:
+                if kind == "text":
+                    yield text
 
     def until_done(self) -> Result:
         """Consume the rest of the stream and return the Result."""
-        for _ in self.events():
+        for _ in self.batches():
             pass
         assert self._run.result is not None
         return self._run.result
@@ -273,25 +286,34 @@ class Stream(_StreamBase):
 class AsyncStream(_StreamBase):
     """The async twin of ``Stream``: ``async for delta in s`` / ``s.aevents()``."""
 
-    def __init__(self, run: Run, source: AsyncGenerator[Delta, None]) -> None:
+    def __init__(self, run: Run, source: AsyncGenerator[Batch, None]) -> None:
         super().__init__(run)
         self._source = source
 
-    async def aevents(self) -> AsyncIterator[Delta]:
+    async def abatches(self) -> AsyncIterator[Batch]:
+        """The deltas as they arrive, one list per network chunk."""
         try:
-            async for delta in self._source:
-                yield delta
+            async for batch in self._source:
+                yield batch
         except BaseException as exc:
             self._record_stop(exc)
             raise
 
+    async def aevents(self) -> AsyncIterator[Delta]:
+        """Every delta: ``Delta(kind="text"|"reasoning", text=...)``."""
+        async for batch in self.abatches():
+            for delta in batch:
+                yield delta
+
     async def __aiter__(self) -> AsyncIterator[str]:
-        async for delta in self.aevents():
-            if delta.kind == "text":
-                yield delta.text
+        async for batch in self.abatches():
+            for kind, text in batch:
+                if kind == "text":
+                    yield text
 
     async def until_done(self) -> Result:
-        async for _ in self.aevents():
+        """Consume the rest of the stream and return the Result."""
+        async for _ in self.abatches():
             pass
         assert self._run.result is not None
         return self._run.result

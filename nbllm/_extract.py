@@ -427,3 +427,60 @@ def excerpt(value: Any, limit: int = 300) -> str:
     text = text.replace("\r", "\\r").replace("\n", "\\n")
     limit = max(limit, 1)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------- several paths at once
+
+
+def _trie_code(paths: list[tuple[int, tuple[str | int, ...]]]) -> list[str]:
+    """Nested ifs walking a trie of (result slot, key path)s: shared prefixes are looked up once."""
+    trie: dict[Any, Any] = {}
+    for slot, keys in paths:
+        node = trie
+        for key in keys:
+            node = node.setdefault(key, {})
+        node.setdefault(None, []).append(slot)  # None: slots that end here
+
+    lines: list[str] = []
+
+    def walk(node: dict[Any, Any], var: str, depth: int, indent: str) -> None:
+        for slot in node.get(None, []):
+            lines.append(f"{indent}r{slot} = {var}")
+        for key, child in node.items():
+            if key is None:
+                continue
+            nxt = f"v{depth}"
+            if type(key) is int:  # [i] only on a list, as _lookup does
+                lines.append(
+                    f"{indent}if type({var}) is list and {-key if key < 0 else key + 1} <= len({var}):"
+                )
+            else:
+                lines.append(f"{indent}if type({var}) is dict and {key!r} in {var}:")
+            lines.append(f"{indent}    {nxt} = {var}[{key!r}]")
+            walk(child, nxt, depth + 1, indent + "    ")
+
+    walk(trie, "doc", 0, "    ")
+    return lines
+
+
+@functools.lru_cache(maxsize=256)
+def compile_many(paths: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """One function returning the first match of each path (MISSING when none), in order.
+
+    The hot path of streaming: the simple paths (keys and indexes only) are generated as one
+    function of nested ``if``s over a trie, so ``$.choices[0].delta.content`` and
+    ``$.choices[0].finish_reason`` walk ``choices[0]`` once; other paths call their engine.
+    """
+    compiled = [compile_path(p) for p in paths]
+    simple = [(i, c._keys) for i, c in enumerate(compiled) if c._keys is not None]
+    if not paths:
+        return lambda doc: ()
+    body = [f"    r{i} = MISSING" for i in range(len(paths))]
+    body += _trie_code(simple)  # keys enter the source only as repr() literals
+    body += [f"    r{i} = c{i}.first(doc)" for i, c in enumerate(compiled) if c._keys is None]
+    results = ", ".join(f"r{i}" for i in range(len(paths))) + ("," if len(paths) == 1 else "")
+    src = "def extract(doc):\n" + "\n".join(body) + f"\n    return ({results})\n"
+    namespace: dict[str, Any] = {"MISSING": MISSING, **{f"c{i}": c for i, c in enumerate(compiled)}}
+    exec(compile(src, f"<nbllm paths {paths!r}>", "exec"), namespace)
+    fn: Callable[[Any], tuple[Any, ...]] = namespace["extract"]
+    return fn

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from nbllm._decoders import LineSplitter, NDJSONDecoder, SSEDecoder
 
 
-def sse_all(chunks: list[bytes]) -> list[tuple[str | None, bytes]]:
+def sse_all(chunks: list[bytes]) -> list[tuple[str | None, str]]:
     dec = SSEDecoder()
     out = []
     for c in chunks:
@@ -26,33 +26,33 @@ def split_every(data: bytes, n: int) -> list[bytes]:
 @pytest.mark.parametrize(
     ("chunks", "expected"),
     [
-        ([b"data: a\n\n"], [(None, b"a")]),
-        ([b"data:a\n\n"], [(None, b"a")]),  # no space after the colon
-        ([b"data:  two spaces\n\n"], [(None, b" two spaces")]),  # only one space is stripped
-        ([b"data: a\r\n\r\n"], [(None, b"a")]),  # CRLF
-        ([b"data: a\r\r"], [(None, b"a")]),  # lone CR line ends
-        ([b"data: a\r", b"\n\r\n"], [(None, b"a")]),  # CRLF split between chunks
-        ([b"data: a\r", b"\ndata: b\r\n", b"\r\n"], [(None, b"a\nb")]),
-        ([b"data: line1\ndata: line2\n\n"], [(None, b"line1\nline2")]),  # multi-line data
-        ([b": ping - 2024\n\ndata: x\n\n"], [(None, b"x")]),  # keep-alive comment
-        ([b":\n", b"data: x\n\n"], [(None, b"x")]),
-        ([b"event: delta\ndata: {}\n\n"], [("delta", b"{}")]),
+        ([b"data: a\n\n"], [(None, "a")]),
+        ([b"data:a\n\n"], [(None, "a")]),  # no space after the colon
+        ([b"data:  two spaces\n\n"], [(None, " two spaces")]),  # only one space is stripped
+        ([b"data: a\r\n\r\n"], [(None, "a")]),  # CRLF
+        ([b"data: a\r\r"], [(None, "a")]),  # lone CR line ends
+        ([b"data: a\r", b"\n\r\n"], [(None, "a")]),  # CRLF split between chunks
+        ([b"data: a\r", b"\ndata: b\r\n", b"\r\n"], [(None, "a\nb")]),
+        ([b"data: line1\ndata: line2\n\n"], [(None, "line1\nline2")]),  # multi-line data
+        ([b": ping - 2024\n\ndata: x\n\n"], [(None, "x")]),  # keep-alive comment
+        ([b":\n", b"data: x\n\n"], [(None, "x")]),
+        ([b"event: delta\ndata: {}\n\n"], [("delta", "{}")]),
         ([b"event: done\n\n"], []),  # an event without data is not dispatched
-        ([b"id: 1\nretry: 100\ndata: x\n\n"], [(None, b"x")]),
-        ([b"data\n\n"], [(None, b"")]),  # field with no colon: empty value
-        ([b"data: tail-without-blank-line"], [(None, b"tail-without-blank-line")]),  # flush
-        ([b"data: a\n"], [(None, b"a")]),  # missing final blank line
-        ([b"da", b"ta: ", b"hel", b"lo\n", b"\n"], [(None, b"hello")]),
-        ([b"data: a\n\ndata: b\n\n"], [(None, b"a"), (None, b"b")]),
-        ([b"unknown: field\ndata: z\n\n"], [(None, b"z")]),
+        ([b"id: 1\nretry: 100\ndata: x\n\n"], [(None, "x")]),
+        ([b"data\n\n"], [(None, "")]),  # field with no colon: empty value
+        ([b"data: tail-without-blank-line"], [(None, "tail-without-blank-line")]),  # flush
+        ([b"data: a\n"], [(None, "a")]),  # missing final blank line
+        ([b"da", b"ta: ", b"hel", b"lo\n", b"\n"], [(None, "hello")]),
+        ([b"data: a\n\ndata: b\n\n"], [(None, "a"), (None, "b")]),
+        ([b"unknown: field\ndata: z\n\n"], [(None, "z")]),
     ],
 )
-def test_sse_table(chunks: list[bytes], expected: list[tuple[str | None, bytes]]) -> None:
+def test_sse_table(chunks: list[bytes], expected: list[tuple[str | None, str]]) -> None:
     assert sse_all(chunks) == expected
 
 
 def test_sse_event_name_resets_after_dispatch() -> None:
-    assert sse_all([b"event: a\ndata: 1\n\ndata: 2\n\n"]) == [("a", b"1"), (None, b"2")]
+    assert sse_all([b"event: a\ndata: 1\n\ndata: 2\n\n"]) == [("a", "1"), (None, "2")]
 
 
 def test_split_utf8_decodes_right() -> None:
@@ -70,9 +70,18 @@ def test_u2028_inside_data_is_not_a_line_break() -> None:
 def test_line_splitter_holds_partial_line() -> None:
     sp = LineSplitter()
     assert sp.split(b"ab") == []
-    assert sp.split(b"c\nde") == [b"abc"]
-    assert sp.flush() == b"de"
-    assert sp.flush() == b""
+    assert sp.split(b"c\nde") == ["abc"]
+    assert sp.flush() == "de"
+    assert sp.flush() == ""
+
+
+def test_line_splitter_completes_a_cut_character_and_replaces_garbage() -> None:
+    sp = LineSplitter()
+    euro = "€".encode()
+    assert sp.split(euro[:1]) == [] and sp.split(euro[1:] + b"\n") == ["€"]
+    assert sp.split(b"\xff\n") == ["\ufffd"]  # invalid UTF-8 becomes U+FFFD, never an exception
+    sp.split(euro[:2])
+    assert sp.flush() == "\ufffd"  # a character cut by the end of the stream
 
 
 def test_ndjson_lines_and_flush() -> None:
@@ -111,7 +120,7 @@ def test_any_split_gives_same_events(
     chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
     whole = sse_all([data])
     assert sse_all(chunks) == whole
-    assert [d.decode() for _, d in whole] == payloads
+    assert [d for _, d in whole] == payloads
 
 
 @settings(max_examples=200, deadline=None)

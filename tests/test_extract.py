@@ -365,3 +365,47 @@ def test_list_filter_matches_jsonpath_ng_ext(doc: list[dict[str, int]], op: str,
     doc = [d for d in doc if "a" in d]
     path = f"$[?(@.a {op} {value})]"
     assert compile_path(path).find(doc) == [m.value for m in ext_parse(path).find(doc)]
+
+
+# ---- compile_many: the generated multi-path extractor used on every streamed chunk ----------
+from hypothesis import given as _given  # noqa: E402
+from hypothesis import strategies as _st  # noqa: E402
+
+from nbllm._extract import compile_many  # noqa: E402
+
+_MANY = (
+    "$.choices[0].delta.content",
+    "$.choices[0].delta.reasoning_content",
+    "$.choices[0].finish_reason",
+    "$.usage.prompt_tokens",
+    "$['R']['x\\'y']",
+    "$.choices[-1].index",
+    "$",
+    "$[?(@.type == 'answer' && !(@.created_at))].content",
+)
+_json = _st.recursive(
+    _st.none() | _st.booleans() | _st.integers() | _st.text(max_size=3),
+    lambda inner: (
+        _st.lists(inner, max_size=3)
+        | _st.dictionaries(
+            _st.sampled_from(["choices", "delta", "content", "usage", "R", "x'y", "type", "index"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@_given(_json)
+def test_compile_many_agrees_with_each_path(doc: object) -> None:
+    fn = compile_many(_MANY)
+    assert fn(doc) == tuple(compile_path(p).first(doc) for p in _MANY)
+
+
+def test_compile_many_openai_chunk_and_edge_cases() -> None:
+    chunk = {"choices": [{"index": 0, "delta": {"content": "tok "}, "finish_reason": None}]}
+    assert compile_many(_MANY[:4])(chunk) == ("tok ", MISSING, None, MISSING)
+    assert compile_many(("$.a",))({"a": 1}) == (1,)
+    assert compile_many(())({"a": 1}) == ()
+    assert compile_many(("$.a[0]",))({"a": "str"}) == (MISSING,)  # [0] never indexes a string
