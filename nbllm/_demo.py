@@ -25,6 +25,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -91,6 +92,7 @@ class DemoServer:
     ``chunk_delay`` per piece in total); ``first_token_delay``: seconds before the response
     headers. Both are overridden per request by ``[[delay:S]]`` and ``[[ttft:S]]``.
     ``max_requests``: stop serving after that many requests (``wait()`` returns then).
+    ``ssl_context``: serve HTTPS with this server-side context (for TLS verification tests).
     ``requests``: the last 100 requests, each ``{"method", "path", "headers", "json"}``.
     """
 
@@ -103,6 +105,7 @@ class DemoServer:
         chunk_delay: float = 0.0,
         first_token_delay: float = 0.0,
         max_requests: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the demo server binds loopback addresses only, not {host!r}")
@@ -116,6 +119,7 @@ class DemoServer:
         self.chunk_delay = chunk_delay
         self.first_token_delay = first_token_delay
         self.max_requests = max_requests
+        self.ssl_context = ssl_context
         self.request_count = 0
         self._requests: deque[dict[str, Any]] = deque(maxlen=100)
         self._lock = threading.Lock()
@@ -136,7 +140,8 @@ class DemoServer:
         if not self._ready.is_set() or self._error is not None:
             raise RuntimeError("the demo server is not started: call start() first")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -212,7 +217,7 @@ class DemoServer:
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
         try:
-            server = await asyncio.start_server(self._connection, self.host, self.port)
+            server = await asyncio.start_server(self._connection, self.host, self.port, ssl=self.ssl_context)
         except OSError as exc:
             self._error = exc
             return

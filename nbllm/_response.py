@@ -364,7 +364,12 @@ def map_transport_error(exc: BaseException, ep: Endpoint, url: str, partial: str
             f"cannot connect: {exc}",
             endpoint=ep.name,
             url=url,
-            hint="is the server running, and is the host/port right?",
+            hint=(
+                "the server's TLS certificate is not trusted: set verify='/path/to/ca-bundle.pem' "
+                "(or verify=False for a test server)"
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSL" in str(exc)
+                else "is the server running, and is the host/port right?"
+            ),
         )
     elif partial or isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         err = StreamError(
