@@ -80,6 +80,18 @@ def _prepare(
     return Run(ep, spec)
 
 
+def _sync(run: Run, client: httpx.Client | None) -> Stream:
+    if run.handler is not None:
+        return Stream(run, handler_events(run))
+    return Stream(run, http_events(run, client or sync_client(run.ep)))
+
+
+def _async(run: Run, client: httpx.AsyncClient | None) -> AsyncStream:
+    if run.handler is not None:
+        return AsyncStream(run, ahandler_events(run))
+    return AsyncStream(run, ahttp_events(run, client or async_client(run.ep)))
+
+
 def stream(
     model: str | Endpoint,
     prompt: str | Sequence[Mapping[str, Any]],
@@ -94,10 +106,7 @@ def stream(
     ``kwargs`` (and ``params``, for names that clash) are generation parameters sent in the body,
     e.g. ``temperature=0.2, max_tokens=100``. ``client`` injects an ``httpx.Client``.
     """
-    run = _prepare(model, prompt, system, params, kwargs, stream=True)
-    if run.handler is not None:
-        return Stream(run, handler_events(run))
-    return Stream(run, http_events(run, client or sync_client(run.ep)))
+    return _sync(_prepare(model, prompt, system, params, kwargs, stream=True), client)
 
 
 def complete(
@@ -110,11 +119,7 @@ def complete(
     **kwargs: Any,
 ) -> Result:
     """Send one prompt and return the whole ``Result`` (an endpoint that streams anyway works)."""
-    run = _prepare(model, prompt, system, params, kwargs, stream=False)
-    source = (
-        handler_events(run) if run.handler is not None else http_events(run, client or sync_client(run.ep))
-    )
-    return Stream(run, source).until_done()
+    return _sync(_prepare(model, prompt, system, params, kwargs, stream=False), client).until_done()
 
 
 def astream(
@@ -127,10 +132,7 @@ def astream(
     **kwargs: Any,
 ) -> AsyncStream:
     """Async ``stream``: ``async with nbllm.astream(...) as s: async for delta in s: ...``."""
-    run = _prepare(model, prompt, system, params, kwargs, stream=True)
-    if run.handler is not None:
-        return AsyncStream(run, ahandler_events(run))
-    return AsyncStream(run, ahttp_events(run, client or async_client(run.ep)))
+    return _async(_prepare(model, prompt, system, params, kwargs, stream=True), client)
 
 
 async def acomplete(
@@ -143,8 +145,4 @@ async def acomplete(
     **kwargs: Any,
 ) -> Result:
     """Async ``complete``."""
-    run = _prepare(model, prompt, system, params, kwargs, stream=False)
-    source = (
-        ahandler_events(run) if run.handler is not None else ahttp_events(run, client or async_client(run.ep))
-    )
-    return await AsyncStream(run, source).until_done()
+    return await _async(_prepare(model, prompt, system, params, kwargs, stream=False), client).until_done()
