@@ -1,0 +1,404 @@
+"""Run many calls through the public API: per-endpoint worker pools, RPM limits, a budget.
+
+Every call goes through ``nbllm.astream`` (streaming gives the time to first token; an endpoint
+whose ``stream`` is ``"off"`` gets a plain JSON request through the same object). Retries with
+backoff and ``Retry-After`` happen inside that call (the endpoint's ``retries``); a call that
+still fails becomes a row with its error, never an exception.
+
+Each endpoint gets ``concurrency`` workers pulling row numbers from its queue, so a 100k-row
+run holds no 100k tasks. httpx's connection pool slows down as the requests queued on one
+client grow (it rescans them), so each endpoint's workers are spread over one client per
+``_PER_CLIENT`` workers; ``bench/bench_eval.py`` measures the difference.
+
+``run_blocking`` runs a coroutine on a background event-loop thread, kept for the process, and
+waits in the calling thread, where Ctrl-C / a kernel interrupt arrives as KeyboardInterrupt:
+the run is then stopped (in-flight calls cancelled) and what finished is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._api import astream
+from ._endpoint import Endpoint
+from ._exceptions import NbllmError
+from ._result import Result
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._eval_cache import Cache
+    from ._eval_progress import Progress, Stats
+
+__all__ = ["Calls", "Outcomes", "Runner", "run_blocking"]
+
+T = TypeVar("T")
+_PER_CLIENT = 8  # workers sharing one httpx.AsyncClient
+_FLUSH_EVERY = 1.0  # seconds between cache commits
+_SSL: dict[Any, Any] = {}
+_SSL_LOCK = threading.Lock()
+
+
+@dataclass
+class Calls:
+    """What to call, one entry per row: endpoint index, prompt, system, params, cache key."""
+
+    ep_idx: list[int]
+    prompt: list[Any]
+    system: list[str | None]
+    params: list[Mapping[str, Any]]
+    keys: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ep_idx)
+
+
+class Outcomes:
+    """The result columns, filled in place by row number (column-wise, no per-row dicts)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.done = [False] * n
+        self.output = [""] * n
+        self.error = [""] * n
+        self.latency = [math.nan] * n
+        self.ttft = [math.nan] * n
+        self.prompt_tokens: list[int | None] = [None] * n
+        self.completion_tokens: list[int | None] = [None] * n
+        self.estimated = [False] * n
+        self.cost = [math.nan] * n
+        self.finish = [""] * n
+        self.retries: list[int | None] = [0] * n
+        self.cached = [False] * n
+
+    def ok(self, i: int, r: Result, *, cached: bool = False) -> None:
+        self.done[i] = True
+        self.output[i] = r.text
+        self.latency[i] = _num(r.latency_s)
+        self.ttft[i] = _num(r.ttft_s)
+        self.prompt_tokens[i] = r.usage.prompt_tokens
+        self.completion_tokens[i] = r.usage.completion_tokens
+        self.estimated[i] = r.usage.estimated
+        self.cost[i] = _num(r.cost)
+        self.finish[i] = r.finish_reason or ""
+        self.retries[i] = r.retries
+        self.cached[i] = cached
+
+    def fail(self, i: int, error: str, partial: Result | None) -> None:
+        self.done[i] = True
+        self.error[i] = error
+        if partial is not None:
+            self.output[i] = partial.text
+            self.latency[i] = _num(partial.latency_s)
+            self.ttft[i] = _num(partial.ttft_s) if partial.text else math.nan
+            self.finish[i] = partial.finish_reason or ""
+            self.retries[i] = partial.retries
+
+    def cached_value(self, i: int) -> dict[str, Any]:
+        """What the cache keeps for a finished row."""
+        return {
+            "output": self.output[i],
+            "latency_s": _json_num(self.latency[i]),
+            "ttft_s": _json_num(self.ttft[i]),
+            "prompt_tokens": self.prompt_tokens[i],
+            "completion_tokens": self.completion_tokens[i],
+            "tokens_estimated": self.estimated[i],
+            "cost": _json_num(self.cost[i]),
+            "finish_reason": self.finish[i],
+            "retries": self.retries[i],
+        }
+
+    def load_cached(self, i: int, v: Mapping[str, Any]) -> None:
+        self.done[i] = True
+        self.cached[i] = True
+        self.output[i] = v.get("output") or ""
+        self.latency[i] = _num(v.get("latency_s"))
+        self.ttft[i] = _num(v.get("ttft_s"))
+        self.prompt_tokens[i] = v.get("prompt_tokens")
+        self.completion_tokens[i] = v.get("completion_tokens")
+        self.estimated[i] = bool(v.get("tokens_estimated"))
+        self.cost[i] = _num(v.get("cost"))
+        self.finish[i] = v.get("finish_reason") or ""
+        self.retries[i] = v.get("retries") or 0
+
+    def columns(self) -> dict[str, Any]:
+        """Result columns with their dtypes (see ``_eval_frame.RESULT_COLUMNS``)."""
+        import numpy as np
+
+        from ._eval_frame import bool_array, int_array, text_array
+
+        return {
+            "output": text_array(self.output),
+            "error": text_array(self.error),
+            "latency_s": np.asarray(self.latency, dtype=np.float64),
+            "ttft_s": np.asarray(self.ttft, dtype=np.float64),
+            "prompt_tokens": int_array(self.prompt_tokens),
+            "completion_tokens": int_array(self.completion_tokens),
+            "tokens_estimated": bool_array(self.estimated),
+            "cost": np.asarray(self.cost, dtype=np.float64),
+            "finish_reason": text_array(self.finish),
+            "retries": int_array(self.retries),
+            "cached": bool_array(self.cached),
+        }
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _json_num(v: float) -> float | None:
+    return None if math.isnan(v) else v
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` on one line (no URL, no hint: the row already names the model)."""
+    msg = exc.message if isinstance(exc, NbllmError) else str(exc)
+    return f"{type(exc).__name__}: {msg}".splitlines()[0]
+
+
+class RateLimiter:
+    """Spaces call starts ``60/rpm`` seconds apart (bursts of one)."""
+
+    def __init__(self, rpm: float) -> None:
+        self.interval = 60.0 / rpm
+        self.next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        at = max(now, self.next)
+        self.next = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+def _ssl_for(verify: bool | str) -> Any:
+    """One SSL context per verify setting for the process (creating one costs ~30 ms)."""
+    from ._client import _verify
+
+    with _SSL_LOCK:
+        ctx = _SSL.get(verify)
+        if ctx is None:
+            v = _verify(verify)
+            ctx = _SSL[verify] = ssl.create_default_context() if v is True else v
+        return ctx
+
+
+def make_clients(ep: Endpoint, workers: int) -> list[httpx.AsyncClient]:
+    import httpx
+
+    if ep.handler:
+        return []
+    n = max(1, math.ceil(workers / _PER_CLIENT))
+    per = math.ceil(workers / n)
+    limits = httpx.Limits(max_connections=per + 4, max_keepalive_connections=per + 4)
+    return [httpx.AsyncClient(verify=_ssl_for(ep.verify), limits=limits) for _ in range(n)]
+
+
+class Runner:
+    """Runs ``calls`` into ``out``; ``stop(reason)`` ends the run early (thread: the loop's)."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        calls: Calls,
+        out: Outcomes,
+        stats: Stats,
+        *,
+        concurrency: Sequence[int],
+        rpm: Sequence[float | None],
+        cache: Cache | None = None,
+        budget: float | None = None,
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self.calls = calls
+        self.out = out
+        self.stats = stats
+        self.concurrency = list(concurrency)
+        self.rpm = list(rpm)
+        self.cache = cache
+        self.budget = budget
+        self.stopped = ""
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- before the run ------------------------------------------------------------------
+    def load_cache(self) -> int:
+        """Fill rows whose answer is cached; returns how many."""
+        if self.cache is None:
+            return 0
+        keys = self.calls.keys
+        found = self.cache.get_many(k for k in keys if k)
+        for i, key in enumerate(keys):
+            if key and key in found and not self.out.done[i]:
+                self.out.load_cached(i, found[key])
+        hits = sum(self.out.cached)
+        self.stats.cached = self.stats.done = hits
+        return hits
+
+    # -- the run -------------------------------------------------------------------------
+    async def run(self) -> Outcomes:
+        queues: list[deque[int]] = [deque() for _ in self.endpoints]
+        for i, e in enumerate(self.calls.ep_idx):
+            if not self.out.done[i]:
+                queues[e].append(i)
+        clients: list[httpx.AsyncClient] = []
+        try:
+            for e, ep in enumerate(self.endpoints):
+                if not queues[e]:
+                    continue
+                workers = max(1, min(self.concurrency[e], len(queues[e])))
+                pool = make_clients(ep, workers)
+                clients += pool
+                rpm = self.rpm[e]
+                limiter = RateLimiter(rpm) if rpm else None
+                for w in range(workers):
+                    client = pool[w % len(pool)] if pool else None
+                    coro = self._worker(queues[e], client, limiter)
+                    self._tasks.append(asyncio.ensure_future(coro))
+            ticker = asyncio.ensure_future(self._flush_loop())
+            try:
+                if self._tasks:
+                    await asyncio.wait(self._tasks)
+            except asyncio.CancelledError:  # aevaluate's caller was cancelled
+                self.stop("interrupted")
+                await asyncio.wait(self._tasks)
+                raise
+            finally:
+                ticker.cancel()
+        finally:
+            self._finish()
+            for c in clients:
+                await c.aclose()
+        return self.out
+
+    def stop(self, reason: str) -> None:
+        """Stop taking rows; ``"interrupted"`` also cancels the calls in flight."""
+        if not self.stopped:
+            self.stopped = self.stats.stopped = reason
+        if reason == "interrupted":
+            for t in self._tasks:
+                t.cancel()
+
+    def _finish(self) -> None:
+        reason = self.stopped or "interrupted"
+        for i, done in enumerate(self.out.done):
+            if not done:
+                self.out.fail(i, reason, None)
+                self.stats.errors += 1
+                self.stats.done += 1
+        if self.cache is not None:
+            self.cache.flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_EVERY)
+            if self.cache is not None:
+                self.cache.flush()
+
+    async def _worker(
+        self, queue: deque[int], client: httpx.AsyncClient | None, limiter: RateLimiter | None
+    ) -> None:
+        while queue and not self.stopped:
+            i = queue.popleft()
+            if limiter is not None:
+                await limiter.wait()
+                if self.stopped:
+                    return
+            await self._call(i, client)
+
+    async def _call(self, i: int, client: httpx.AsyncClient | None) -> None:
+        c, out, stats = self.calls, self.out, self.stats
+        ep = self.endpoints[c.ep_idx[i]]
+        s = None
+        try:
+            s = astream(ep, c.prompt[i], system=c.system[i], params=c.params[i], client=client)
+            r = await s.until_done()
+        except asyncio.CancelledError:
+            out.fail(i, "interrupted", s.result if s is not None else None)
+            stats.errors += 1
+            stats.done += 1
+            raise
+        except Exception as exc:  # every failure becomes the row's error
+            partial = s.result if s is not None else None
+            out.fail(i, error_text(exc), partial)
+            stats.errors += 1
+            stats.retries += partial.retries if partial is not None else 0
+        else:
+            out.ok(i, r)
+            stats.retries += r.retries
+            if r.cost:
+                stats.cost += r.cost
+            key = c.keys[i] if c.keys else None
+            if self.cache is not None and key:
+                self.cache.put(key, out.cached_value(i))
+        stats.done += 1
+        stats.fresh_done += 1
+        if self.budget is not None and stats.cost >= self.budget:
+            self.stop("budget reached")
+
+
+# ---- the background loop -----------------------------------------------------------------
+
+_LOOP: asyncio.AbstractEventLoop | None = None
+_THREAD: threading.Thread | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """The process's evaluation event loop, running in a daemon thread (started on first use)."""
+    global _LOOP, _THREAD
+    with _LOOP_LOCK:
+        if _LOOP is None or _THREAD is None or not _THREAD.is_alive():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="nbllm-eval-loop", daemon=True)
+            thread.start()
+            _LOOP, _THREAD = loop, thread
+        return _LOOP
+
+
+def run_blocking(
+    coro: Coroutine[Any, Any, T],
+    *,
+    stop: Callable[[], None],
+    progress: Progress | None = None,
+    grace: float = 10.0,
+) -> T | None:
+    """Run ``coro`` on the background loop and wait, drawing ``progress``.
+
+    On KeyboardInterrupt, ``stop()`` is called on the loop and the wait goes on (up to
+    ``grace`` seconds) for the coroutine to wrap up; a second interrupt, or the grace running
+    out, returns None at once (the coroutine finishes on its own).
+    """
+    if threading.current_thread() is _THREAD:
+        coro.close()
+        raise RuntimeError(
+            "nbllm.evaluate() cannot be called from inside a scorer or handler "
+            "running on the evaluation loop; use aevaluate()"
+        )
+    loop = background_loop()
+    fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    deadline: float | None = None
+    while True:
+        try:
+            result = fut.result(timeout=0.1)
+            if progress is not None:
+                progress.update(force=True)
+            return result
+        except concurrent.futures.TimeoutError:
+            if progress is not None:
+                progress.update()
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+        except KeyboardInterrupt:
+            if deadline is not None:
+                return None
+            loop.call_soon_threadsafe(stop)
+            deadline = time.monotonic() + grace

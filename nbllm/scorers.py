@@ -1,0 +1,292 @@
+"""Scorers for ``nbllm.evaluate``: each gives one float column ``score_<name>`` (NaN: not scored).
+
+    from nbllm import scorers
+    nbllm.evaluate(cases, models=["a", "b"], prompt="...", expected="answer",
+                   scorers=[scorers.exact_match, scorers.contains(ignore_case=False),
+                            scorers.regex(r"^\\d+$"), scorers.json_valid, scorers.numeric_close(0.01),
+                            my_function, scorers.llm_judge("judge-model", rubric="...")])
+
+Built-ins may be passed as they are (``scorers.exact_match``) or configured
+(``scorers.exact_match(ignore_case=True)``), or named by string (``"exact_match"``). Any Python
+function works too: ``fn(output)``, ``fn(output, expected)`` or ``fn(output, expected, row)``
+(``row``: the result row as a dict) returning a number, a bool or None; its name is the
+function's ``__name__`` (or pass ``scorer(fn, name=...)``). Rows whose call failed are not
+scored. ``llm_judge`` asks a registered endpoint to grade each answer; its tokens and cost go to
+``judge_*`` columns, never into the model-under-test's columns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._endpoint import Endpoint
+
+__all__ = [
+    "DEFAULT_JUDGE_TEMPLATE",
+    "Judge",
+    "Scorer",
+    "contains",
+    "exact_match",
+    "json_valid",
+    "llm_judge",
+    "numeric_close",
+    "regex",
+    "scorer",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NUMBER_RE = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_FENCE_RE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n?\s*```\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A named scoring function ``fn(output, expected, row) -> float | bool | None``."""
+
+    name: str
+    fn: Callable[[str, Any, Mapping[str, Any]], Any]
+    needs_row: bool = False
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"scorer name {self.name!r} must be an identifier (it names a column)")
+
+    def __call__(self, output: str, expected: Any = None, row: Mapping[str, Any] | None = None) -> float:
+        return to_score(self.fn(output, expected, row or {}))
+
+
+@dataclass(frozen=True)
+class Judge:
+    """An LLM-as-judge scorer: ``model`` grades each answer (see ``llm_judge``)."""
+
+    name: str
+    model: str | Endpoint
+    rubric: str
+    template: str
+    scale: float = 10.0
+    params: dict[str, Any] = field(default_factory=dict)
+    concurrency: int | None = None
+
+    def parse(self, reply: str) -> float:
+        """The score in a judge's reply, scaled to 0..1: the last ``SCORE: n`` (else NaN)."""
+        found = re.findall(r"score\W{0,3}\s*(-?\d+(?:\.\d+)?)", reply, flags=re.I)
+        if not found:
+            return math.nan
+        return min(1.0, max(0.0, float(found[-1]) / self.scale))
+
+
+def to_score(value: Any) -> float:
+    """bool -> 1.0/0.0, number -> float, None/NaN -> NaN."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"a scorer returned {type(value).__name__}; return a number, a bool or None"
+        ) from None
+
+
+def _factory(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn._nbllm_scorer_factory = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)
+
+
+@_factory
+def exact_match(*, ignore_case: bool = False, strip: bool = True, name: str = "exact_match") -> Scorer:
+    """1.0 when the output equals the expected answer (whitespace stripped by default)."""
+
+    def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
+        exp = _text(expected)
+        if exp is None:
+            return None
+        a, b = (output.strip(), exp.strip()) if strip else (output, exp)
+        return a.casefold() == b.casefold() if ignore_case else a == b
+
+    return Scorer(name, fn)
+
+
+@_factory
+def contains(*, ignore_case: bool = True, name: str = "contains") -> Scorer:
+    """1.0 when the expected answer occurs in the output (case-insensitive by default)."""
+
+    def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
+        exp = _text(expected)
+        if exp is None:
+            return None
+        return exp.casefold() in output.casefold() if ignore_case else exp in output
+
+    return Scorer(name, fn)
+
+
+@_factory
+def regex(pattern: str | None = None, *, flags: int = 0, name: str = "regex") -> Scorer:
+    """1.0 when ``pattern`` is found in the output (``re.search``); with no pattern, the expected
+    value of each row is the pattern."""
+    compiled = re.compile(pattern, flags) if pattern is not None else None
+
+    def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
+        if compiled is not None:
+            return compiled.search(output) is not None
+        exp = _text(expected)
+        return None if exp is None else re.search(exp, output, flags) is not None
+
+    return Scorer(name, fn)
+
+
+@_factory
+def json_valid(*, fences: bool = True, name: str = "json_valid") -> Scorer:
+    """1.0 when the output parses as JSON (a surrounding Markdown code fence is allowed)."""
+
+    def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
+        text = output
+        m = _FENCE_RE.match(text) if fences else None
+        if m:
+            text = m.group(1)
+        try:
+            json.loads(text)
+        except ValueError:
+            return False
+        return True
+
+    return Scorer(name, fn)
+
+
+def last_number(text: str) -> float | None:
+    """The last number in ``text`` (thousands separators allowed), or None."""
+    for token in reversed(_NUMBER_RE.findall(text)):
+        try:
+            return float(token.replace(",", ""))
+        except ValueError:
+            continue
+    return None
+
+
+@_factory
+def numeric_close(tol: float = 1e-6, *, rel_tol: float = 0.0, name: str = "numeric_close") -> Scorer:
+    """1.0 when the last number in the output is within ``tol`` (or ``rel_tol``) of the expected."""
+
+    def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
+        exp = _text(expected)
+        want = last_number(exp) if exp is not None else None
+        if want is None:
+            return None
+        got = last_number(output)
+        return got is not None and math.isclose(got, want, abs_tol=tol, rel_tol=rel_tol)
+
+    return Scorer(name, fn)
+
+
+DEFAULT_JUDGE_TEMPLATE = """You are grading an answer.
+Rubric: {rubric}
+Question: {prompt}
+Reference answer: {expected}
+Answer to grade: {output}
+Give a one-sentence justification, then a last line "SCORE: N" with N from 0 (worst) to 10 (best)."""
+
+
+def llm_judge(
+    model: str | Endpoint,
+    rubric: str = "Is the answer correct and complete?",
+    *,
+    name: str = "judge",
+    template: str | None = None,
+    scale: float = 10.0,
+    params: Mapping[str, Any] | None = None,
+    concurrency: int | None = None,
+) -> Judge:
+    """Grade each answer with a registered endpoint (``model``: a name or an ``Endpoint``).
+
+    ``template`` may use ``{prompt}`` (as sent), ``{output}``, ``{expected}``, ``{rubric}`` and
+    the case's columns; the judge's reply must end with ``SCORE: N`` (0..``scale``), giving
+    ``N / scale``. Judge calls are cached like model calls; their tokens and cost are summed
+    into ``judge_prompt_tokens``, ``judge_completion_tokens``, ``judge_cost``.
+    """
+    if not _NAME_RE.match(name):
+        raise ValueError(f"scorer name {name!r} must be an identifier (it names a column)")
+    return Judge(
+        name=name,
+        model=model,
+        rubric=rubric,
+        template=template or DEFAULT_JUDGE_TEMPLATE,
+        scale=float(scale),
+        params=dict(params or {}),
+        concurrency=concurrency,
+    )
+
+
+def scorer(fn: Callable[..., Any], *, name: str | None = None) -> Scorer:
+    """Wrap ``fn(output[, expected[, row]])`` as a scorer named ``name`` (default: its name)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        arity = 3
+    else:
+        kinds = [p.kind for p in sig.parameters.values()]
+        if inspect.Parameter.VAR_POSITIONAL in kinds:
+            arity = 3
+        else:
+            arity = sum(
+                k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                for k in kinds
+            )
+    label = name or getattr(fn, "__name__", "") or "custom"
+    if label == "<lambda>":
+        raise ValueError("a lambda has no name: use nbllm.scorers.scorer(fn, name='...')")
+    if arity <= 1:
+        return Scorer(label, lambda o, e, r: fn(o))
+    if arity == 2:
+        return Scorer(label, lambda o, e, r: fn(o, e))
+    return Scorer(label, lambda o, e, r: fn(o, e, r), needs_row=True)
+
+
+_BUILTIN: dict[str, Callable[..., Any]] = {
+    "exact_match": exact_match,
+    "contains": contains,
+    "json_valid": json_valid,
+    "numeric_close": numeric_close,
+}
+
+
+def as_scorer(item: Any) -> Scorer | Judge:
+    """A Scorer or Judge from a scorer, a built-in (called or not, or its name), or a function."""
+    if isinstance(item, (Scorer, Judge)):
+        return item
+    if isinstance(item, str):
+        if item not in _BUILTIN:
+            raise ValueError(
+                f"unknown scorer {item!r}; built-ins: {', '.join(sorted(_BUILTIN))}"
+                " (regex and llm_judge need arguments)"
+            )
+        return _BUILTIN[item]()  # type: ignore[no-any-return]
+    if getattr(item, "_nbllm_scorer_factory", False):
+        if item is regex:
+            raise ValueError(
+                "scorers.regex needs a pattern: scorers.regex(r'...') "
+                "(or regex() to use the expected column as the pattern)"
+            )
+        return item()  # type: ignore[no-any-return]
+    if callable(item):
+        return scorer(item)
+    raise TypeError(f"not a scorer: {item!r}")
