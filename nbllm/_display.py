@@ -1,0 +1,269 @@
+"""What the magics show: the growing answer, side-by-side columns, footers and tables.
+
+Two sinks. In a notebook (a kernel with a frontend) an answer is ONE output, created with
+``display(..., display_id=True)`` and replaced with ``update`` at most ``rate`` times a second and
+at most ``byte_rate`` bytes a second (the interval grows with the text), plus one exact final
+update; nbclient saves only that final state. In a terminal the deltas go to stdout.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from IPython.core.display_functions import DisplayHandle, display
+
+from . import Result
+
+__all__ = [
+    "Column",
+    "Live",
+    "answer_bundle",
+    "columns_bundle",
+    "duration",
+    "footer_line",
+    "show",
+    "show_footer",
+    "table_bundle",
+    "update",
+]
+
+Bundle = dict[str, Any]
+_FOOTER_STYLE = "color:#777;font-size:0.85em;font-family:var(--jp-code-font-family,monospace)"
+
+
+def show(obj: Any, *, raw: bool = True, display_id: bool = False) -> DisplayHandle | None:
+    """``IPython.display.display`` with a type: one object (a mime bundle when ``raw``)."""
+    handle = display(obj, raw=raw, display_id=display_id or None)  # type: ignore[no-untyped-call]
+    return handle if isinstance(handle, DisplayHandle) else None
+
+
+def update(handle: DisplayHandle, bundle: Bundle) -> None:
+    handle.update(bundle, raw=True)  # type: ignore[no-untyped-call]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _money(cost: float) -> str:
+    return f"${cost:.4f}" if cost >= 0.01 else f"${cost:.6f}"
+
+
+def footer_line(name: str, result: Result | None, state: str = "done") -> str:
+    """``demo · 5 + 12 tokens · first token 3 ms · total 40 ms · $0.000012`` (+ state marker)."""
+    parts = [name] if state == "done" else [name, state]
+    if result is not None:
+        if result.model and result.model != name:
+            parts.append(result.model)
+        usage = result.usage
+        if usage.total_tokens is not None:
+            approx = "~" if usage.estimated else ""
+            parts.append(f"{approx}{usage.prompt_tokens or 0} + {usage.completion_tokens or 0} tokens")
+        if result.ttft_s is not None:
+            parts.append(f"first token {duration(result.ttft_s)}")
+        if result.latency_s is not None:
+            parts.append(f"total {duration(result.latency_s)}")
+        if result.cost is not None:
+            parts.append(_money(result.cost))
+    return " · ".join(parts)
+
+
+def show_footer(line: str, *, rich: bool) -> None:
+    if rich:
+        show({"text/plain": line, "text/html": f'<div style="{_FOOTER_STYLE}">{html.escape(line)}</div>'})
+    else:
+        print(f"[{line}]", flush=True)
+
+
+# ---- one answer -------------------------------------------------------------------------------
+
+
+def _unfence(text: str) -> str:
+    """The body of a single ```json fence around the whole text, else the text."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```") and stripped.count("```") == 2:
+        return stripped[3:-3].split("\n", 1)[-1] if "\n" in stripped else stripped[3:-3]
+    return text
+
+
+def _close_fence(text: str) -> str:
+    """While streaming, close an open ``` fence so the rest of the page is not swallowed."""
+    return text + "\n```" if text.count("```") % 2 else text
+
+
+def _fence(text: str, lang: str = "") -> str:
+    if "```" in text:
+        return _close_fence(text)
+    return f"```{lang}\n{text}\n```"
+
+
+def answer_bundle(text: str, fmt: str, *, final: bool) -> Bundle:
+    """The mime bundle for an answer in ``fmt`` (markdown, text, json, code)."""
+    if fmt == "markdown":
+        return {"text/markdown": text if final else _close_fence(text), "text/plain": text}
+    if fmt == "code":
+        return {"text/markdown": _fence(text), "text/plain": text}
+    if fmt == "json" and final:
+        try:
+            value = json.loads(_unfence(text))
+        except ValueError:
+            return {"text/plain": text}
+        return {"application/json": value, "text/plain": json.dumps(value, indent=2, ensure_ascii=False)}
+    return {"text/plain": text}
+
+
+class Live:
+    """One answer that grows in place (notebook) or streams to stdout (terminal).
+
+    ``updates`` counts the display messages sent (the first display included).
+    """
+
+    def __init__(self, *, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000) -> None:
+        self.rich = rich
+        self.fmt = fmt
+        self._min_interval = 1.0 / rate if rate > 0 else 0.0
+        self._byte_rate = byte_rate
+        self._parts: list[str] = []
+        self._size = 0
+        self._last = float("-inf")
+        self._written = 0
+        self.updates = 0
+        self._handle: DisplayHandle | None = None
+        if rich:
+            self._handle = show({"text/plain": "…"}, display_id=True)
+            self.updates = 1
+
+    def add(self, delta: str) -> None:
+        self._parts.append(delta)
+        self._size += len(delta)
+        now = time.monotonic()
+        if now - self._last >= max(self._min_interval, self._size / self._byte_rate):
+            self._last = now
+            self._push(False)
+
+    def _text(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def _push(self, final: bool, text: str | None = None) -> None:
+        text = self._text() if text is None else text
+        if self._handle is not None:
+            update(self._handle, answer_bundle(text, self.fmt, final=final))
+            self.updates += 1
+        else:
+            sys.stdout.write(text[self._written :])
+            self._written = len(text)
+            if final and text and not text.endswith("\n"):
+                sys.stdout.write("\n")
+            sys.stdout.flush()
+
+    def finish(self, text: str | None = None) -> None:
+        """The exact final state: ``text`` (default: what arrived)."""
+        self._push(True, text)
+
+
+# ---- several answers side by side -------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    """One endpoint's answer in a side-by-side run (``parts`` is appended from a worker thread)."""
+
+    name: str
+    parts: list[str] = field(default_factory=list)
+    result: Result | None = None
+    error: str | None = None
+    state: str = "waiting"  # waiting | streaming | done | failed | interrupted
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "interrupted")
+
+    def footer(self) -> str:
+        return (
+            footer_line(self.name, self.result, self.state)
+            if self.finished
+            else f"{self.name} · {self.state}…"
+        )
+
+
+def column_text(col: Column) -> str:
+    """A finished column for a terminal or text/plain."""
+    body = col.text + (f"\n{col.error}" if col.error else "")
+    if not body.endswith("\n"):
+        body += "\n"
+    return f"── {col.name} ──\n{body}[{col.footer()}]\n"
+
+
+def _column_markdown(col: Column, fmt: str, final: bool) -> str:
+    text = col.text
+    if fmt == "code":
+        body = _fence(text)
+    elif fmt == "json":
+        body = _fence(
+            json.dumps(json.loads(_unfence(text)), indent=2) if final and _parses(text) else text, "json"
+        )
+    else:
+        body = text if final else _close_fence(text)
+    error = f"\n\n**{html.escape(col.error)}**" if col.error else ""
+    return f'<td valign="top">\n\n{body}{error}\n\n<sub>{html.escape(col.footer())}</sub>\n\n</td>'
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(_unfence(text))
+    except ValueError:
+        return False
+    return True
+
+
+def columns_bundle(cols: list[Column], fmt: str, *, final: bool) -> Bundle:
+    """One output with a column per endpoint: markdown cells (rendered), or preformatted text."""
+    plain = "\n".join(column_text(c) if c.finished else f"── {c.name} ──\n{c.text}\n" for c in cols)
+    head = "".join(f"<th>{html.escape(c.name)}</th>" for c in cols)
+    width = f'width="{100 // len(cols)}%"'
+    if fmt == "text":
+        cells = "".join(
+            f'<td valign="top" {width}><pre style="white-space:pre-wrap;margin:0">{html.escape(c.text)}'
+            + (f"\n<b>{html.escape(c.error)}</b>" if c.error else "")
+            + f'</pre><div style="{_FOOTER_STYLE}">{html.escape(c.footer())}</div></td>'
+            for c in cols
+        )
+        return {"text/html": f"<table><tr>{head}</tr><tr>{cells}</tr></table>", "text/plain": plain}
+    cells = "\n".join(_column_markdown(c, fmt, final).replace("<td ", f"<td {width} ", 1) for c in cols)
+    return {"text/markdown": f"<table>\n<tr>{head}</tr>\n<tr>\n{cells}\n</tr>\n</table>", "text/plain": plain}
+
+
+# ---- tables -----------------------------------------------------------------------------------
+
+
+def table_bundle(header: list[str], rows: list[list[str]], note: str = "") -> Bundle:
+    """An aligned text table plus its HTML twin."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    th = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in header)
+    trs = "".join(
+        "<tr>" + "".join(f'<td style="text-align:left">{html.escape(str(v))}</td>' for v in row) + "</tr>"
+        for row in rows
+    )
+    note_html = f'<div style="{_FOOTER_STYLE}">{html.escape(note)}</div>' if note else ""
+    return {
+        "text/plain": "\n".join(lines) + (f"\n{note}" if note else ""),
+        "text/html": f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>{note_html}",
+    }

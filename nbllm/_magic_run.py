@@ -1,0 +1,215 @@
+"""Running ``%%llm`` calls: one streamed answer, or several side by side, interruptible.
+
+Only the public API is called (``nbllm.stream`` / ``complete`` / ``astream`` / ``acomplete``).
+Side by side, the streams run concurrently on one asyncio loop in a daemon thread (ipykernel's
+loop already runs in the main thread); the main thread renders and is the one a kernel interrupt
+(SIGINT) reaches: it cancels the streams, which close their connections and keep their text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from IPython.core.display_functions import DisplayHandle
+
+from . import AsyncStream, NbllmError, Result, Stream, acomplete, astream, complete, stream
+from ._display import Column, Live, column_text, columns_bundle, footer_line, show, show_footer, update
+
+__all__ = ["Call", "Outcome", "StreamInterrupted", "View", "run_many", "run_one", "stop_loop"]
+
+Prompt = str | Sequence[Mapping[str, Any]]
+
+
+class StreamInterrupted(KeyboardInterrupt):
+    """The user interrupted the kernel during ``%%llm``; the partial answer was kept.
+
+    A ``KeyboardInterrupt`` (queued cells are skipped, as for any interrupt) that IPython shows
+    as one line instead of a traceback.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self.args[0] if self.args else 'interrupted'}"]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One endpoint's request."""
+
+    name: str
+    prompt: Prompt
+    system: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class View:
+    """How to show answers."""
+
+    rich: bool
+    fmt: str = "markdown"
+    stream: bool = True
+    rate: float = 10.0
+    byte_rate: float = 512_000.0
+
+
+@dataclass
+class Outcome:
+    """What a call left behind: the (possibly partial) result and the error, if any."""
+
+    name: str
+    result: Result | None = None
+    error: NbllmError | None = None
+    interrupted: bool = False
+    updates: int = 0
+
+
+def run_one(call: Call, view: View) -> Outcome:
+    """Stream (or fetch) one answer into a single growing output, then its footer."""
+    live = Live(rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate)
+    out = Outcome(call.name)
+    s: Stream | None = None
+    try:
+        if view.stream:
+            s = stream(call.name, call.prompt, system=call.system, params=call.params)
+            with s:
+                for delta in s:
+                    live.add(delta)
+            out.result = s.result
+        else:
+            out.result = complete(call.name, call.prompt, system=call.system, params=call.params)
+    except KeyboardInterrupt:
+        out.interrupted = True
+    except NbllmError as exc:
+        out.error = exc
+    if s is not None:
+        s.close()  # idempotent: makes sure the connection is closed and a partial result exists
+        out.result = s.result
+    text = out.result.text if out.result is not None else ""
+    live.finish(f"[no answer from {call.name}]" if not text and out.error is not None and view.rich else text)
+    state = "interrupted" if out.interrupted else "failed" if out.error else "done"
+    if state != "failed" or text:
+        show_footer(footer_line(call.name, out.result, state), rich=view.rich)
+    out.updates = live.updates
+    return out
+
+
+# ---- side by side -------------------------------------------------------------------------------
+
+_LOOP_LOCK = threading.Lock()
+_LOOP: asyncio.AbstractEventLoop | None = None
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    """The magics' background event loop (one per process, started on first use)."""
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="nbllm-magics-loop", daemon=True).start()
+            _LOOP = loop
+        return _LOOP
+
+
+def stop_loop() -> None:
+    """Stop the background loop (on ``%unload_ext nbllm``)."""
+    global _LOOP
+    with _LOOP_LOCK:
+        loop, _LOOP = _LOOP, None
+    if loop is not None and not loop.is_closed():
+        loop.call_soon_threadsafe(loop.stop)
+
+
+async def _one(col: Column, call: Call, view: View, out: Outcome, changed: threading.Event) -> None:
+    s: AsyncStream | None = None
+    try:
+        if view.stream:
+            s = astream(call.name, call.prompt, system=call.system, params=call.params)
+            async with s:
+                col.state = "streaming"
+                async for delta in s:
+                    col.parts.append(delta)
+                    changed.set()
+            col.result = s.result
+        else:
+            col.result = await acomplete(call.name, call.prompt, system=call.system, params=call.params)
+            col.parts.append(col.result.text)
+        col.state = "done"
+    except asyncio.CancelledError:
+        col.result, col.state = (s.result if s else None), "interrupted"
+        raise
+    except NbllmError as exc:
+        col.result, col.state, col.error = (s.result if s else None), "failed", str(exc)
+        out.error = exc
+    finally:
+        out.result = col.result
+        changed.set()
+
+
+def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
+    """Run every call at once; one output with a column per endpoint, each with its footer."""
+    cols = [Column(c.name) for c in calls]
+    outs = [Outcome(c.name) for c in calls]
+    changed, finished = threading.Event(), threading.Event()
+
+    async def everything() -> None:
+        try:
+            await asyncio.gather(
+                *(_one(col, c, view, o, changed) for col, c, o in zip(cols, calls, outs, strict=True))
+            )
+        finally:
+            finished.set()
+
+    handle: DisplayHandle | None = None
+    updates = 0
+    if view.rich:
+        handle, updates = show(columns_bundle(cols, view.fmt, final=False), display_id=True), 1
+    printed: set[int] = set()
+    min_interval = 1.0 / view.rate if view.rate > 0 else 0.0
+    last = float("-inf")
+    fut: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(everything(), _loop())
+    try:
+        while not finished.is_set():
+            if not changed.wait(0.5):
+                continue
+            if handle is not None:
+                size = sum(len(p) for c in cols for p in c.parts)
+                delay = last + max(min_interval, size / view.byte_rate) - time.monotonic()
+                if delay > 0 and finished.wait(delay):
+                    break
+            changed.clear()
+            if handle is not None:
+                update(handle, columns_bundle(cols, view.fmt, final=False))
+                updates += 1
+                last = time.monotonic()
+            else:
+                _print_finished(cols, printed)
+        fut.result()
+    except KeyboardInterrupt:
+        fut.cancel()  # cancels the task in the loop thread: each stream closes and keeps its text
+        finished.wait(10)
+        for col, out in zip(cols, outs, strict=True):
+            if not col.finished:
+                col.state = "interrupted"
+            out.interrupted = col.state == "interrupted"
+            out.result = col.result
+    if handle is not None:
+        update(handle, columns_bundle(cols, view.fmt, final=True))
+        updates += 1
+    else:
+        _print_finished(cols, printed)
+    for out in outs:
+        out.updates = updates
+    return outs
+
+
+def _print_finished(cols: list[Column], printed: set[int]) -> None:
+    for i, col in enumerate(cols):
+        if col.finished and i not in printed:
+            printed.add(i)
+            print(column_text(col), flush=True)
