@@ -130,6 +130,7 @@ class Live:
         self.fmt = fmt
         self._min_interval = 1.0 / rate if rate > 0 else 0.0
         self._byte_rate = byte_rate
+        self._copies = 2 if fmt in ("markdown", "code") else 1  # text/plain + text/markdown per update
         self._parts: list[str] = []
         self._size = 0
         self._last = float("-inf")
@@ -144,7 +145,7 @@ class Live:
         self._parts.append(delta)
         self._size += len(delta)
         now = time.monotonic()
-        if now - self._last >= max(self._min_interval, self._size / self._byte_rate):
+        if now - self._last >= max(self._min_interval, self._copies * self._size / self._byte_rate):
             self._last = now
             self._push(False)
 

@@ -89,8 +89,8 @@ On the line, {expr} and $name outside single quotes are replaced by Python value
 examples:
   %llm_model add local --url http://127.0.0.1:8000/v1 --model tgi --key-env MY_KEY --default
   %llm_model add {name:"dolly", endpointUrl:"http://127.0.0.1:8000/v1/completions"}
-  %llm_model add coze --url https://api.coze.com/open_api/v2/chat \\
-      --request-format '{"customFields": {"bot_id": "7"}}' --response-path '$.messages[0].content'
+  %llm_model add bot --url http://127.0.0.1:9000/chat --request-format '{"customFields": {"bot_id": "7"}}'
+  %llm_model edit bot --response-path '$.messages[0].content' --timeout 30
   %llm_model test local
   %%llm local
 """
@@ -192,9 +192,9 @@ def _add_endpoint_options(p: argparse.ArgumentParser, *, edit: bool) -> None:
 
 def model_parser() -> _Parser:
     """The ``%llm_model`` parser with one sub-parser per subcommand."""
-    epilog = "subcommands:\n" + "\n".join(f"  {k:<8} {v}" for k, v in _SUBCOMMANDS.items())
-    epilog += "\n\n" + _MODEL_DESCRIPTION.split("examples:\n", 1)[1].rstrip()
-    epilog = "see `%llm_model SUBCOMMAND --help`.\n\n" + epilog
+    epilog = (
+        "see `%llm_model SUBCOMMAND --help`.\n\nexamples:\n" + _MODEL_DESCRIPTION.split("examples:\n", 1)[1]
+    )
     root = _Parser(
         prog="%llm_model",
         description=_MODEL_DESCRIPTION.split("\nexamples:", 1)[0],
@@ -207,7 +207,7 @@ def model_parser() -> _Parser:
         parser: _Parser = subs.add_parser(
             name,
             help=_h(_SUBCOMMANDS[name]),
-            description=_SUBCOMMANDS[name].capitalize(),
+            description=_SUBCOMMANDS[name][:1].upper() + _SUBCOMMANDS[name][1:] + ".",
             prog=f"%llm_model {name}",
             **kwargs,
         )
@@ -315,6 +315,7 @@ examples:
   %%llm local -t 0 -o answer     store the result in `answer`
   %%llm -m local -m other        two endpoints side by side
   %%llm local --chat             continue the conversation with `local` (--reset starts over)
+  %llm local --reset             (line form) just forget the conversation with `local`
 """
 
 

@@ -178,7 +178,7 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
             if not changed.wait(0.5):
                 continue
             if handle is not None:
-                size = sum(len(p) for c in cols for p in c.parts)
+                size = (1 if view.fmt == "text" else 2) * sum(len(p) for c in cols for p in c.parts)
                 delay = last + max(min_interval, size / view.byte_rate) - time.monotonic()
                 if delay > 0 and finished.wait(delay):
                     break

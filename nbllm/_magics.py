@@ -42,6 +42,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _line_magic = cast(Callable[[str], Callable[[_F], _F]], line_magic)
 _line_cell_magic = cast(Callable[[str], Callable[[_F], _F]], line_cell_magic)
 
+_MODEL_PARSER = model_parser()  # argparse parsers are reusable: built once per process
+_LLM_PARSER = llm_parser()
 _OC_LINE = re.compile(r"\s*add\s+(\{.*)", re.DOTALL)
 _TEST_PROMPT = "Say hello in one word."
 _KEY_WARNING = (
@@ -86,8 +88,8 @@ class LLMMagics(Magics):
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.history: dict[str, list[dict[str, str]]] = {}
-        self._model_parser = model_parser()
-        self._llm_parser = llm_parser()
+        self._model_parser = _MODEL_PARSER
+        self._llm_parser = _LLM_PARSER
 
     # ---- helpers ------------------------------------------------------------------------------
     def _ns(self, local_ns: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -436,8 +438,8 @@ class LLMMagics(Magics):
 
 
 # `%llm_model?` and `%%llm?` show the same help as --help: generated from the parsers.
-LLMMagics.llm_model.__doc__ = model_parser().format_help()
-LLMMagics.llm.__doc__ = llm_parser().format_help()
+LLMMagics.llm_model.__doc__ = _MODEL_PARSER.format_help()
+LLMMagics.llm.__doc__ = _LLM_PARSER.format_help()
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:

@@ -937,3 +937,51 @@ def test_interrupt_side_by_side_cancels_every_stream(
     md = rec.outputs()[0]["text/markdown"]
     assert md.count("interrupted") == 2
     assert all(r.text.strip() in md for r in results.values())
+
+
+def test_real_terminal_ipython(tmp_path: Path) -> None:
+    """``ipython`` itself (TerminalInteractiveShell, real stdout): text streamed, short errors."""
+    import subprocess
+    import sys
+
+    script = (
+        "import nbllm; srv = nbllm.demo_server()\n%load_ext nbllm\n%llm_model add demo --url {srv.url}\n"
+        "%%llm demo\nhello terminal [[delay:0.01]]\n\n\n"
+        "%%llm demo\n[[fault:404]]\n\n\n"
+        "type(get_ipython()).__name__\nsrv.stop()\n"
+    )
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ipython")),
+            "--simple-prompt",
+            "--no-banner",
+            "--colors=NoColor",
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NBLLM_CONFIG_DIR": str(tmp_path / "config")},
+        check=False,
+    )
+    out = proc.stdout
+    assert "You said: hello terminal\n[demo · 3 + 4 tokens · first token " in out
+    assert "HTTPStatusError: HTTP 404: " in out and "hint:" in out
+    assert "Traceback" not in out + proc.stderr
+    assert "'TerminalInteractiveShell'" in out
+
+
+def test_docs_mention_every_option() -> None:
+    import argparse
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "magics.md").read_text(encoding="utf-8")
+    root = model_parser()
+    [subs] = [a for a in root._actions if isinstance(a, argparse._SubParsersAction)]
+    parsers = [llm_parser(), *subs.choices.values()]
+    for name in subs.choices:
+        assert f"`{name}" in doc or f"/ `{name}`" in doc, name
+    for parser in parsers:
+        for action in parser._actions:
+            for opt in action.option_strings:
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in doc, (parser.prog, opt)
