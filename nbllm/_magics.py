@@ -156,6 +156,8 @@ class LLMMagics(Magics):
         show(table_bundle(["", "name", "URL", "model", "type", "key"], rows, note))
 
     def _add(self, args: Namespace, oc_line: str | None) -> None:
+        if oc_line is None and args.name and args.name.lstrip().startswith("{"):  # pasted in quotes
+            oc_line, args.name = args.name, None
         if oc_line is not None:
             ep = Endpoint.from_opencharacters(oc_line, name=args.name)
             changes = endpoint_changes(args, edit=False, current_headers=ep.headers)

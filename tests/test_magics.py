@@ -359,6 +359,8 @@ def test_add_opencharacters_line_as_pasted(
     ep2 = nbllm.registry().get("dolly2")
     assert (ep2.model, ep2.api_key, ep2.api_key_env) == ("dolly-v2-12b", None, "OC_KEY")
     assert nbllm.registry().default == "dolly2"
+    assert cell(ip, '%llm_model add \'{name:"quoted", endpointUrl:"http://127.0.0.1:9/v1"}\'').success
+    assert nbllm.registry().get("quoted").url == "http://127.0.0.1:9/v1"
     failed_with(cell(ip, '%llm_model add {name:"x", endpointUrl:"http://h/v1"'), UsageError)
     assert "unknown OpenCharacters key" in str(
         failed_with(
@@ -985,3 +987,27 @@ def test_docs_mention_every_option() -> None:
             for opt in action.option_strings:
                 if opt.startswith("--") and opt != "--help":
                     assert opt in doc, (parser.prog, opt)
+
+
+def test_form_with_the_real_widget(ip: InteractiveShell, magics: LLMMagics, rec: Recorder) -> None:
+    pytest.importorskip("ipywidgets")
+    try:
+        nbllm.model_form  # noqa: B018 - the widget module may not be there yet
+    except (ImportError, AttributeError):
+        pytest.skip("nbllm.model_form is not available")
+    assert cell(ip, "%llm_model form").success
+    [shown] = rec.outputs()
+    assert "application/vnd.jupyter.widget-view+json" in shown
+
+
+@pytest.mark.parametrize("fmt", ["json", "code"])
+def test_side_by_side_no_stream_and_formats(
+    ip: InteractiveShell, magics: LLMMagics, demo: str, server: nbllm.DemoServer, rec: Recorder, fmt: str
+) -> None:
+    magics.output = "rich"
+    assert cell(ip, f"%%llm demo,comp --no-stream --format {fmt}\nwhole answers").success
+    results = ip.user_ns["_llm_results"]
+    assert set(results) == {"demo", "comp"} and not any(r.streamed for r in results.values())
+    md = rec.outputs()[0]["text/markdown"]
+    assert md.count("You said: whole answers") == 2
+    assert md.count("```json\n" if fmt == "json" else "```\nYou said") == 2
