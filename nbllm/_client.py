@@ -97,6 +97,8 @@ class Run:
         err = map_transport_error(exc, self.ep, self.spec.url, partial)
         delay = self.attempts.delay(err, delivered=self.delivered)
         if delay is None:
+            if self.attempts.count:
+                err.gave_up_after(self.attempts.count)
             raise err from (exc if err is not exc else None)
         return delay
 

@@ -59,7 +59,13 @@ class NbllmError(Exception):
         self.endpoint = endpoint
         self.url = url
         self.hint = hint
+        self.retries = 0
         super().__init__(self._format())
+
+    def gave_up_after(self, retries: int) -> None:
+        """Record that the call was retried ``retries`` times before this error (shown in str)."""
+        self.retries = retries
+        self.args = (self._format(),)
 
     def _format(self) -> str:
         where = []
@@ -68,6 +74,8 @@ class NbllmError(Exception):
         if self.url:
             where.append(self.url)
         text = self.message
+        if self.retries:
+            text += f" (after {self.retries} {'retry' if self.retries == 1 else 'retries'})"
         if where:
             text += f" [{', '.join(where)}]"
         if self.hint:

@@ -344,9 +344,10 @@ def test_retries_exhausted_and_non_retryable(mode: str, monkeypatch: pytest.Monk
         calls.append(1)
         return httpx.Response(500, json={"error": {"message": "boom"}})
 
-    with pytest.raises(nbllm.HTTPStatusError, match="boom"):
+    with pytest.raises(nbllm.HTTPStatusError, match="boom") as info:
         call(mode, failing, EP.replace(retries=2))
     assert len(calls) == 3
+    assert info.value.retries == 2 and "HTTP 500: boom (after 2 retries) [endpoint 't'" in str(info.value)
     calls.clear()
 
     def bad_request(req: httpx.Request) -> httpx.Response:
