@@ -50,7 +50,7 @@ class ModelManager(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type in
             icon="refresh",
             tooltip="re-read the registry (changes made by %llm_model or elsewhere)",
         )
-        self.add_button = W.Button(description="Add custom model", icon="plus", button_style="primary")
+        self.add_button = W.Button(description="New model", icon="plus", button_style="primary")
         self.cards_box = W.VBox()
         self.cards_box.add_class("nbllm-cards")
         self.form = EndpointForm(self.registry, on_saved=self._saved, on_cancel=self.show_models)
@@ -65,6 +65,9 @@ class ModelManager(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type in
         self.add_button.on_click(lambda _b: self.add())
         self.tabs.observe(self._tab_changed, names="selected_index")
         self.refresh()
+
+    def __repr__(self) -> str:  # text/plain beside the widget view: short, not the whole tree
+        return f"<nbllm model manager: {len(self.cards)} model(s) in {self.registry().directory}>"
 
     def registry(self) -> Registry:
         """The registry this form edits (``nbllm.registry()`` unless one was given)."""
@@ -91,7 +94,7 @@ class ModelManager(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type in
             card.update(ep, ep.name == default)
         extra: list[Any] = []
         if not endpoints:
-            extra.append(W.HTML(note("No models yet: click “Add custom model”.", "muted")))
+            extra.append(W.HTML(note("No models yet: click “New model”.", "muted")))
         for name, message in problems.items():
             extra.append(W.HTML(note(f"⚠ saved entry {name!r} is invalid: {message}", "warn")))
         self.cards_box.children = [self.cards[n].widget for n in names] + extra

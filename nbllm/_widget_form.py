@@ -133,9 +133,12 @@ class EndpointForm:
         )
         self.ca_bundle = _text("CA bundle", "optional path to a PEM file (instead of the system CAs)")
 
-        self.save_button = W.Button(description="Add custom model", button_style="primary", icon="check")
-        self.cancel_button = W.Button(description="Cancel", icon="times")
-        self.clear_button = W.Button(description="Clear form", icon="eraser")
+        auto = W.Layout(width="auto")
+        self.save_button = W.Button(
+            description="Add custom model", button_style="primary", icon="check", layout=auto
+        )
+        self.cancel_button = W.Button(description="Cancel", icon="times", layout=W.Layout(width="auto"))
+        self.clear_button = W.Button(description="Clear form", icon="eraser", layout=W.Layout(width="auto"))
         self.status = W.HTML()
         self.status.add_class("nbllm-form-status")
 

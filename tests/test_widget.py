@@ -92,6 +92,7 @@ def test_model_form_is_a_widget_and_import_nbllm_stays_light() -> None:
     assert isinstance(f, W.VBox) and isinstance(f, ModelManager)
     assert [f.tabs.get_title(i) for i in range(3)] == ["Models", "Add / edit", "Sandbox"]
     assert "0 models" in f.header.value
+    assert repr(f).startswith("<nbllm model manager: 0 model(s) in ")  # not a 10 kB tree dump
     code = "import sys, nbllm; assert 'ipywidgets' not in sys.modules, 'imported'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "ok", out.stderr
