@@ -106,12 +106,11 @@ def plot(df: pd.DataFrame, threshold: float = 0.5) -> Any:
     """A matplotlib Figure (not registered with pyplot, so it displays exactly once when it
     is a cell's value): mean score per scorer and model; latency and TTFT p50/p95 per model."""
     import numpy as np
-    from matplotlib.figure import Figure
 
     s = summary(df, threshold)
     labels = [" ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in s.index]
     scores = score_columns(df) + (["pass_rate"] if "pass_rate" in s.columns else [])
-    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    fig = _figure_class()(figsize=(10, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     x = np.arange(len(labels))
     width = 0.8 / max(1, len(scores))
@@ -126,7 +125,13 @@ def plot(df: pd.DataFrame, threshold: float = 0.5) -> Any:
     ax1.set_ylim(0, 1.05)
     ax1.set_title("mean score (rows without error)")
     if scores:
-        ax1.legend(fontsize="small")
+        ax1.legend(
+            fontsize="small",
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.1),
+            ncol=min(len(scores), 4),
+            frameon=False,
+        )
     bars = [
         ("latency_p50", "latency p50"),
         ("latency_p95", "latency p95"),
@@ -141,8 +146,29 @@ def plot(df: pd.DataFrame, threshold: float = 0.5) -> Any:
     ax2.set_xticks(x, labels)
     ax2.set_ylabel("seconds")
     ax2.set_title("latency and time to first token")
-    ax2.legend(fontsize="small")
+    ax2.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, frameon=False)
     return fig
+
+
+_FIGURE: list[Any] = []
+
+
+def _figure_class() -> Any:
+    """A matplotlib Figure that renders itself as PNG in IPython (``_repr_png_``), with or
+    without an active inline backend; made once, on first use (matplotlib imported lazily)."""
+    if not _FIGURE:
+        import io
+
+        from matplotlib.figure import Figure
+
+        class EvalFigure(Figure):
+            def _repr_png_(self) -> bytes:
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", dpi=100)
+                return buf.getvalue()
+
+        _FIGURE.append(EvalFigure)
+    return _FIGURE[0]
 
 
 def save(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

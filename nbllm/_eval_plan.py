@@ -1,0 +1,298 @@
+"""Planning an evaluation: cases, prompts, models, params grid -> one call per result row.
+
+Everything here happens before the first call: loading the cases, rendering the prompt and
+system templates, resolving the models, expanding params x grid x repeats, the cache keys, the
+pre-flight line and its cost estimate. Bad arguments raise ``ConfigError`` here, so a run never
+starts half-configured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._api import resolve
+from ._endpoint import Endpoint
+from ._eval_cache import Cache, endpoint_fingerprint, request_key
+from ._eval_frame import RESULT_COLUMNS
+from ._eval_progress import fmt_cost
+from ._eval_run import Calls, Outcomes
+from ._eval_score import render, split_scorers
+from ._exceptions import ConfigError
+from ._request import estimate_tokens
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .scorers import Judge, Scorer
+
+__all__ = ["Plan", "load_cases", "make_plan", "open_cache", "preflight"]
+
+_RESERVED = {"case", *RESULT_COLUMNS}
+
+
+def load_cases(cases: Any) -> pd.DataFrame:
+    """Cases as a DataFrame: from a DataFrame, a list of dicts or strings (column ``input``),
+    or a ``.csv`` / ``.jsonl`` / ``.json`` / ``.parquet`` path."""
+    import pandas as pd
+
+    if isinstance(cases, (str, os.PathLike)):
+        p = Path(cases).expanduser()
+        suffix = p.suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(p, lines=True, dtype=False)
+        if suffix == ".json":
+            return pd.read_json(p, dtype=False)
+        if suffix == ".parquet":
+            return pd.read_parquet(p)
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
+        raise ConfigError(f"cases file {str(p)!r}: use .csv, .tsv, .jsonl, .json or .parquet", field="cases")
+    if isinstance(cases, pd.DataFrame):
+        if isinstance(cases.index, pd.RangeIndex) and cases.index.start == 0 and cases.index.step == 1:
+            return cases.reset_index(drop=True)
+        return cases.reset_index()
+    if isinstance(cases, pd.Series):
+        return cases.rename(cases.name or "input").to_frame().reset_index(drop=True)
+    items = list(cases)
+    if all(isinstance(c, str) for c in items):
+        return pd.DataFrame({"input": pd.array(items, dtype="string")})
+    if all(isinstance(c, Mapping) for c in items):
+        return pd.DataFrame([dict(c) for c in items])
+    raise ConfigError("cases must be a DataFrame, a list of dicts or strings, or a file path", field="cases")
+
+
+def _models(models: Any) -> list[Endpoint]:
+    items = [models] if isinstance(models, (str, Endpoint)) else list(models)
+    if not items:
+        raise ConfigError("give at least one model", field="models")
+    eps = [resolve(m) for m in items]
+    names = [ep.name for ep in eps]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"model(s) {dupes} given twice; register copies under other names", field="models")
+    return eps
+
+
+def _combos(
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, grid: Mapping[str, Sequence[Any]] | None
+) -> list[dict[str, Any]]:
+    base = (
+        [dict(params or {})] if params is None or isinstance(params, Mapping) else [dict(p) for p in params]
+    )
+    if not base:
+        base = [{}]
+    axes = list((grid or {}).items())
+    for key, values in axes:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(f"grid[{key!r}] must be a non-empty list of values", field="grid")
+    points = [
+        dict(zip([k for k, _ in axes], vals, strict=True))
+        for vals in itertools.product(*[v for _, v in axes])
+    ]
+    return [{**b, **p} for b in base for p in points]
+
+
+def _per_model(value: Any, eps: Sequence[Endpoint], default: Any, what: str) -> list[Any]:
+    if isinstance(value, Mapping):
+        unknown = set(value) - {ep.name for ep in eps}
+        if unknown:
+            raise ConfigError(f"{what} names unknown model(s) {sorted(unknown)}", field=what)
+        return [value.get(ep.name, default) for ep in eps]
+    return [default if value is None else value for _ in eps]
+
+
+def open_cache(cache: Any) -> Cache | None:
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, Cache):
+        return cache
+    return Cache(None if cache is True else cache)
+
+
+@dataclass
+class Plan:
+    cases: pd.DataFrame
+    endpoints: list[Endpoint]
+    combos: list[dict[str, Any]]
+    repeats: int
+    calls: Calls
+    case_idx: Any
+    model_idx: list[int]
+    combo_idx: list[int]
+    repeat_idx: list[int]
+    system_given: bool
+    expected: str | None
+    scorers: list[Scorer]
+    judges: list[Judge]
+    concurrency: list[int]
+    rpm: list[float | None]
+    cache: Cache | None
+    budget: float | None
+    progress: bool
+
+
+def _prompt_source(prompt: Any, frame: pd.DataFrame) -> tuple[Callable[[dict[str, Any]], Any], str | None]:
+    """A function row -> prompt, and the case column it consumed (dropped from the result)."""
+    if callable(prompt):
+        return prompt, None
+    if isinstance(prompt, str):
+        return (lambda row: render(prompt, row)), None
+    if prompt is not None:
+        raise ConfigError("prompt must be a template string, a function of the row, or None", field="prompt")
+    cols = [str(c) for c in frame.columns]
+    for name in ("prompt", "input"):
+        if name in cols:
+            return (lambda row, n=name: row[n]), name
+    if len(cols) == 1:
+        return (lambda row: row[cols[0]]), cols[0]
+    raise ConfigError(
+        f"give prompt= (a template such as 'Answer: {{{cols[0] if cols else 'question'}}}') "
+        "or a 'prompt' column",
+        field="prompt",
+    )
+
+
+def make_plan(
+    cases: Any,
+    models: Any,
+    prompt: Any,
+    *,
+    system: str | None,
+    expected: str | None,
+    scorers: Any,
+    params: Any,
+    grid: Any,
+    repeats: int,
+    concurrency: Any,
+    rate_limit: Any,
+    cache: Any,
+    budget: float | None,
+    progress: bool,
+) -> Plan:
+    import numpy as np
+
+    frame = load_cases(cases)
+    if repeats < 1:
+        raise ConfigError("repeats must be >= 1", field="repeats")
+    eps = _models(models)
+    combos = _combos(params, grid)
+    make_prompt, consumed = _prompt_source(prompt, frame)
+    records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+    prompts = [make_prompt(r) for r in records]
+    systems = (
+        [render(system, r, what="system") for r in records] if system is not None else [None] * len(records)
+    )
+    if expected is None and "expected" in frame.columns:
+        expected = "expected"
+    if expected is not None and expected not in frame.columns:
+        raise ConfigError(
+            f"expected={expected!r} is not a column; columns: {', '.join(map(str, frame.columns))}",
+            field="expected",
+        )
+    if consumed is not None and consumed != expected:
+        frame = frame.drop(columns=[consumed])
+    renames = {
+        c: f"case_{c}"
+        for c in frame.columns
+        if str(c) in _RESERVED or str(c).startswith(("score_", "judge_"))
+    }
+    frame = frame.rename(columns=renames)
+    expected = renames.get(expected, expected) if expected is not None else None
+    py_scorers, judges = split_scorers(scorers)
+    store = open_cache(cache)
+    fps = [endpoint_fingerprint(ep) for ep in eps]
+    calls = Calls([], [], [], [], [])
+    case_idx, model_idx, combo_idx, repeat_idx = [], [], [], []
+    for c in range(len(records)):
+        for m in range(len(eps)):
+            for p, combo in enumerate(combos):
+                for r in range(repeats):
+                    case_idx.append(c)
+                    model_idx.append(m)
+                    combo_idx.append(p)
+                    repeat_idx.append(r)
+                    calls.ep_idx.append(m)
+                    calls.prompt.append(prompts[c])
+                    calls.system.append(systems[c])
+                    calls.params.append(combo)
+                    calls.keys.append(
+                        request_key(fps[m], prompts[c], systems[c], combo, r) if store is not None else None
+                    )
+    return Plan(
+        cases=frame,
+        endpoints=eps,
+        combos=combos,
+        repeats=repeats,
+        calls=calls,
+        case_idx=np.asarray(case_idx, dtype=np.int64),
+        model_idx=model_idx,
+        combo_idx=combo_idx,
+        repeat_idx=repeat_idx,
+        system_given=system is not None,
+        expected=expected,
+        scorers=py_scorers,
+        judges=judges,
+        concurrency=[int(x) for x in _per_model(concurrency, eps, 8, "concurrency")],
+        rpm=_per_model(rate_limit, eps, None, "rate_limit"),
+        cache=store,
+        budget=budget,
+        progress=progress,
+    )
+
+
+def _estimate(plan: Plan, out: Outcomes) -> str:
+    """Pre-flight cost estimate for the rows still to run ("" when no endpoint has prices).
+
+    Prompt tokens are estimated (~4 characters per token, or the endpoint's tokenizer) and
+    completions counted at ``max_tokens``: an upper bound. Without ``max_tokens`` only the
+    prompts can be priced, and the line says so (a lower bound)."""
+    parts, total, unbounded = [], 0.0, []
+    for m, ep in enumerate(plan.endpoints):
+        if ep.price_prompt is None and ep.price_completion is None:
+            continue
+        cost, bounded = 0.0, True
+        for i, e in enumerate(plan.calls.ep_idx):
+            if e != m or out.done[i]:
+                continue
+            text = (plan.calls.system[i] or "") + str(plan.calls.prompt[i])
+            cost += estimate_tokens(text, ep.tokenizer)[0] * (ep.price_prompt or 0.0) / 1000
+            max_tokens = {**ep.params, **plan.calls.params[i]}.get("max_tokens")
+            if isinstance(max_tokens, int):
+                cost += max_tokens * (ep.price_completion or 0.0) / 1000
+            elif ep.price_completion:
+                bounded = False
+        total += cost
+        parts.append(f"{ep.name} {'≤' if bounded else '≥'} {fmt_cost(cost)}")
+        if not bounded:
+            unbounded.append(ep.name)
+    if not parts:
+        return ""
+    if not unbounded:
+        return f"; est. cost ≤ {fmt_cost(total)} ({', '.join(parts)})"
+    return (
+        f"; est. cost ≥ {fmt_cost(total)} ({', '.join(parts)}; completions of "
+        f"{', '.join(unbounded)} not counted: no max_tokens)"
+    )
+
+
+def preflight(plan: Plan, out: Outcomes, hits: int) -> str:
+    n = len(plan.calls)
+    dims = [f"{len(plan.cases)} cases", f"{len(plan.endpoints)} models"]
+    if len(plan.combos) > 1:
+        dims.append(f"{len(plan.combos)} param sets")
+    if plan.repeats > 1:
+        dims.append(f"{plan.repeats} repeats")
+    conc = sorted(set(plan.concurrency))
+    text = (
+        f"nbllm.evaluate: {n} calls ({' x '.join(dims)}); {hits} cached, {n - hits} to run; "
+        f"concurrency {'/'.join(map(str, conc))} per model"
+    )
+    rpm = [r for r in plan.rpm if r]
+    if rpm:
+        text += f", ≤ {min(rpm):g} req/min"
+    return text + _estimate(plan, out)
