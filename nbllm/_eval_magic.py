@@ -1,0 +1,118 @@
+"""``%%llm_eval``: ``nbllm.evaluate`` as a cell magic; the cell body is the prompt template.
+
+    %%llm_eval cases -m fast -m careful --expected answer -s exact_match -s my_scorer -o results
+    Translate {text} into {lang}. Answer with the translation only.
+
+``CASES`` is a variable (DataFrame, list) or a CSV/JSONL path. Scorers are built-in names or
+variables holding a scorer/function. The result frame is stored in ``-o`` (default
+``eval_results``) and the cell shows its ``summary()``. Register with
+``shell.register_magics(EvalMagics)`` or ``%load_ext nbllm._eval_magic``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
+
+__all__ = ["EvalMagics", "load_ipython_extension"]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _pairs(items: list[str], what: str, *, listed: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise UsageError(
+                f"{what} {item!r}: use key=value" + (" (values split on commas)" if listed else "")
+            )
+        out[key] = [_value(v) for v in raw.split(",")] if listed else _value(raw)
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%%llm_eval: {message}\n{self.format_usage()}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="%%llm_eval",
+        add_help=False,
+        description="Evaluate the cell's prompt template over CASES against each -m model.",
+    )
+    p.add_argument("cases", help="variable holding the cases (DataFrame, list) or a CSV/JSONL path")
+    p.add_argument("-m", "--model", action="append", required=True, help="endpoint (repeatable)")
+    p.add_argument("--expected", help="column with the expected answer")
+    p.add_argument("-s", "--scorer", action="append", default=[], help="built-in name or variable")
+    p.add_argument("--system", help="system message template")
+    p.add_argument("-p", "--param", action="append", default=[], help="key=value (JSON value)")
+    p.add_argument("-g", "--grid", action="append", default=[], help="key=v1,v2 (values crossed)")
+    p.add_argument("-n", "--repeats", type=int, default=1)
+    p.add_argument("-c", "--concurrency", type=int, default=8, help="calls in flight per model")
+    p.add_argument("--rpm", type=float, help="requests per minute per model")
+    p.add_argument("--budget", type=float, help="stop taking new rows at this cost")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("-o", "--out", default="eval_results", help="variable for the result frame")
+    return p
+
+
+@magics_class
+class EvalMagics(Magics):
+    """The ``%%llm_eval`` cell magic."""
+
+    @no_var_expand
+    @cell_magic
+    def llm_eval(self, line: str, cell: str) -> Any:
+        """%%llm_eval CASES -m MODEL [-m MODEL ...] [--expected COL] [-s SCORER ...] [-o VAR]
+
+        Evaluate the cell body (a prompt template such as ``Answer: {question}``) over CASES
+        against each model; store the result frame in VAR and show its summary."""
+        from ._eval import evaluate
+
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%%llm_eval: {exc}") from None
+        args = _parser().parse_args(words)
+        template = cell.strip("\n")
+        if not template.strip():
+            raise UsageError("%%llm_eval: the cell body is the prompt template, e.g. 'Answer: {question}'")
+        ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        cases = ns.get(args.cases, args.cases)
+        scorer_list = [ns.get(name, name) for name in args.scorer]
+        df = evaluate(
+            cases,
+            args.model,
+            template,
+            system=args.system,
+            expected=args.expected,
+            scorers=scorer_list,
+            params=_pairs(args.param, "--param", listed=False) or None,
+            grid=_pairs(args.grid, "--grid", listed=True) or None,
+            repeats=args.repeats,
+            concurrency=args.concurrency,
+            rate_limit=args.rpm,
+            cache=not args.no_cache,
+            budget=args.budget,
+            progress=not args.quiet,
+        )
+        ns[args.out] = df
+        return df.llm.summary()
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext nbllm._eval_magic``."""
+    ip.register_magics(EvalMagics)
