@@ -72,6 +72,8 @@ def summary(df: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
         if "judge_cost" in g.columns:
             row["judge_cost"] = float(g["judge_cost"].sum(min_count=1))
         rows.append(row)
+    if not rows:  # an empty run: the same table, with no rows
+        return pd.DataFrame(columns=[*keys, "calls", "errors", "error_rate"]).set_index(keys)
     out = pd.DataFrame(rows).set_index(keys)
     for col in ("calls", "errors", "cached", "prompt_tokens", "completion_tokens", "retries"):
         out[col] = out[col].astype("Int64")
