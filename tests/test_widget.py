@@ -546,3 +546,41 @@ def test_saved_notebook_with_widget_state_never_holds_the_key(
     assert state[view["model_id"]]["model_name"] == "VBoxModel"
     assert any("HTTP 200" in json.dumps(m["state"]) for m in state.values())  # test result saved
     assert os.environ["NBLLM_CONFIG_DIR"] in json.dumps(state)  # the kernel used the test's registry
+
+
+# ---- the magics edit the same registry ------------------------------------------------------------
+
+
+def test_llm_model_magic_and_the_form_see_each_others_changes(server: nbllm.DemoServer) -> None:
+    """%llm_model form shows this widget; what the magics change shows up in it after Refresh (or
+    any action), and what the form saves is what %llm_model lists and uses, in one kernel."""
+    globalipapp = pytest.importorskip("IPython.testing.globalipapp")
+    from IPython.utils.capture import capture_output
+
+    ip = globalipapp.start_ipython()
+    ip.run_line_magic("load_ext", "nbllm")
+    with capture_output() as shown:
+        ip.run_line_magic("llm_model", "form")
+    form = next(o for o in shown.outputs if "application/vnd.jupyter.widget-view+json" in o.data)
+    model_id = form.data["application/vnd.jupyter.widget-view+json"]["model_id"]
+    from ipywidgets.widgets.widget import _instances
+
+    f = _instances[model_id]
+    assert isinstance(f, ModelManager)
+
+    ip.run_line_magic("llm_model", f"add by-magic --url {server.url}")
+    f.refresh_button.click()
+    assert "by-magic" in f.cards
+    fill(f, server.url, "by-form")
+    f.form.save_button.click()
+    with capture_output() as listed:
+        ip.run_line_magic("llm_model", "list")
+    table = "".join(str(o.data.get("text/plain")) for o in listed.outputs)
+    assert "by-form" in table and "stored ••••" in table and KEY not in table
+    ip.run_line_magic("llm_model", "use by-form")
+    f.refresh()
+    assert f.cards["by-form"].is_default and not f.cards["by-magic"].is_default
+    ip.run_line_magic("llm_model", "remove by-magic")
+    f.tabs.selected_index = 2  # switching tabs re-reads the registry
+    assert set(f.cards) == {"by-form"} and list(f.sandbox.model.options) == ["by-form"]
+    f.close_all()
