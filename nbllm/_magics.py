@@ -16,6 +16,7 @@ import sys
 from argparse import Namespace
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -270,7 +271,7 @@ class LLMMagics(Magics):
             notes.append(f"the key variable {ep.api_key_env} is not set in this kernel's environment")
         ok_plain = self._test_whole(name, ep, notes)
         ok_stream = self._test_stream(name, ep, notes, plain_ok=ok_plain)
-        for note in notes:
+        for note in dict.fromkeys(notes):  # each once
             print(f"  diagnosis: {note}")
         if not (ok_plain and ok_stream):
             raise NbllmError(f"the test of {name!r} failed (see above)", endpoint=name)
@@ -278,15 +279,16 @@ class LLMMagics(Magics):
 
     @staticmethod
     def _diagnose(exc: NbllmError, ep: Endpoint | None, notes: list[str]) -> str:
-        if (
-            isinstance(exc, HTTPStatusError)
-            and exc.status_code in (401, 403)
-            and ep
-            and ep.key_source == "none"
-        ):
-            notes.append(
-                "the server wants a key and this endpoint has none: %llm_model edit NAME --key-env VAR"
-            )
+        status_code = exc.status_code if isinstance(exc, HTTPStatusError) else None
+        if status_code in (401, 403) and ep is not None and ep.key_source == "none":
+            note = f"the server wants a key and {ep.name!r} has none: %llm_model edit {ep.name} --key-env VAR"
+            notes.append(note)
+        path = urlsplit(ep.url).path if ep is not None and ep.url else ""
+        if status_code in (404, 405) and ep is not None and "/v1" not in path and ep.request_url != ep.url:
+            base = ep.url.rstrip("/")
+            note = f"the URL has no /v1; OpenAI-compatible servers usually want {base}/v1: %llm_model edit {ep.name} --url {base}/v1"
+            if note not in notes:
+                notes.append(note)
         status = f"HTTP {exc.status_code} · " if isinstance(exc, HTTPStatusError) else ""
         return f"{status}{type(exc).__name__}: {exc}".replace("\n", "\n                ")
 

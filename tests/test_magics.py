@@ -546,8 +546,15 @@ def test_test_diagnoses_a_missing_v1(
     failed_with(res, nbllm.NbllmError)
     out = capsys.readouterr().out
     assert "✗ request     HTTP 404" in out and "✗ streaming   HTTP 404" in out
-    assert "end in /v1" in out.split("✗ request", 1)[1]
+    assert (
+        f"diagnosis: the URL has no /v1; OpenAI-compatible servers usually want {server.base_url}/v1" in out
+    )
+    assert f"%llm_model edit nov1 --url {server.base_url}/v1" in out
+    assert out.count("diagnosis: the URL has no /v1") == 1
     assert "Traceback" not in out
+    nbllm.registry().add(nbllm.Endpoint(name="down", url="http://127.0.0.1:9/v1", retries=0))
+    failed_with(cell(ip, "%llm_model test down"), nbllm.NbllmError)
+    assert "✗ request     ConnectError: " in capsys.readouterr().out
     nbllm.registry().add(nbllm.Endpoint(name="nokey", url=server.url, api_key_env="NBLLM_UNSET_VAR_X"))
     failed_with(cell(ip, "%llm_model test nokey"), nbllm.NbllmError)
     assert "diagnosis: the key variable NBLLM_UNSET_VAR_X is not set" in capsys.readouterr().out
