@@ -127,16 +127,19 @@ def evaluate(
         budget=budget,
         progress=progress,
     )
-    out, stats, runner = _start(plan)
-    if stats.done < stats.total:
-        bar = make_progress(stats, progress)
-        try:
-            run_blocking(runner.run(), stop=lambda: runner.stop("interrupted"), progress=bar)
-        finally:
-            if not stats.stopped and stats.done < stats.total:
-                stats.stopped = "interrupted"
-            bar.close()
-    return _finish_sync(plan, out, stats)
+    try:
+        out, stats, runner = _start(plan)
+        if stats.done < stats.total:
+            bar = make_progress(stats, progress)
+            try:
+                run_blocking(runner.run(), stop=lambda: runner.stop("interrupted"), progress=bar)
+            finally:
+                if not stats.stopped and stats.done < stats.total:
+                    stats.stopped = "interrupted"
+                bar.close()
+        return _finish_sync(plan, out, stats)
+    finally:
+        plan.close()
 
 
 def _finish_sync(plan: Plan, out: Outcomes, stats: Stats) -> pd.DataFrame:
@@ -213,20 +216,23 @@ async def aevaluate(
         budget=budget,
         progress=progress,
     )
-    out, stats, runner = _start(plan)
-    await _arun(runner, stats, progress)
-    df = _frame(plan, out, stats)
-    score_frame(df, plan.scorers, plan.expected)
-    if plan.judges:
-        phase = JudgePhase(df, plan.judges, plan.expected, plan.cache, max(plan.concurrency))
-        phase.runner.budget = _budget_left(plan, stats)
-        phase.runner.load_cache()
-        if not stats.stopped:
-            await _arun(phase.runner, phase.stats, progress)
-        _fill_unfinished(phase.out, phase.stats)
-        phase.apply()
-    _report_stop(df, stats, plan.progress)
-    return df
+    try:
+        out, stats, runner = _start(plan)
+        await _arun(runner, stats, progress)
+        df = _frame(plan, out, stats)
+        score_frame(df, plan.scorers, plan.expected)
+        if plan.judges:
+            phase = JudgePhase(df, plan.judges, plan.expected, plan.cache, max(plan.concurrency))
+            phase.runner.budget = _budget_left(plan, stats)
+            phase.runner.load_cache()
+            if not stats.stopped:
+                await _arun(phase.runner, phase.stats, progress)
+            _fill_unfinished(phase.out, phase.stats)
+            phase.apply()
+        _report_stop(df, stats, plan.progress)
+        return df
+    finally:
+        plan.close()
 
 
 async def _arun(runner: Runner, stats: Stats, progress: bool) -> None:
@@ -269,16 +275,22 @@ def rescore(
     score_frame(out, py_scorers, expected)
     if judges:
         store = open_cache(cache)
-        phase = JudgePhase(out, judges, expected, store, concurrency)
-        phase.runner.load_cache()
-        if phase.stats.done < phase.stats.total:
-            bar = make_progress(phase.stats, progress)
-            try:
-                run_blocking(phase.runner.run(), stop=lambda: phase.runner.stop("interrupted"), progress=bar)
-            finally:
-                bar.close()
-        _fill_unfinished(phase.out, phase.stats)
-        phase.apply()
+        try:
+            phase = JudgePhase(out, judges, expected, store, concurrency)
+            phase.runner.load_cache()
+            if phase.stats.done < phase.stats.total:
+                bar = make_progress(phase.stats, progress)
+                try:
+                    run_blocking(
+                        phase.runner.run(), stop=lambda: phase.runner.stop("interrupted"), progress=bar
+                    )
+                finally:
+                    bar.close()
+            _fill_unfinished(phase.out, phase.stats)
+            phase.apply()
+        finally:
+            if store is not None and not isinstance(cache, Cache):
+                store.close()
     return out
 
 

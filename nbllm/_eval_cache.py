@@ -84,6 +84,7 @@ class Cache:
         p.parent.mkdir(parents=True, exist_ok=True)
         self.path = p
         self._lock = threading.Lock()
+        self._closed = False
         self._pending: list[tuple[str, str, float]] = []
         self._db = sqlite3.connect(str(p), timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -95,6 +96,8 @@ class Cache:
         wanted = list(dict.fromkeys(keys))
         found: dict[str, dict[str, Any]] = {}
         with self._lock:
+            if self._closed:
+                return found
             for i in range(0, len(wanted), 500):
                 part = wanted[i : i + 500]
                 marks = ",".join("?" * len(part))
@@ -112,7 +115,7 @@ class Cache:
         """Write the queued answers in one transaction; returns how many."""
         with self._lock:
             pending, self._pending = self._pending, []
-            if pending:
+            if pending and not self._closed:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", pending)
                 self._db.execute("COMMIT")
@@ -123,6 +126,8 @@ class Cache:
 
     def __len__(self) -> int:
         with self._lock:
+            if self._closed:
+                return 0
             return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def clear(self) -> None:
@@ -132,8 +137,10 @@ class Cache:
             self._db.execute("DELETE FROM answers")
 
     def close(self) -> None:
+        """Write what is queued and close the file (later writes are dropped)."""
         self.flush()
         with self._lock:
+            self._closed = True
             self._db.close()
 
     def __repr__(self) -> str:

@@ -134,6 +134,11 @@ class Plan:
     cache: Cache | None
     budget: float | None
     progress: bool
+    own_cache: bool = False  # opened here, so closed when the run is over
+
+    def close(self) -> None:
+        if self.cache is not None and self.own_cache:
+            self.cache.close()
 
 
 def _prompt_source(prompt: Any, frame: pd.DataFrame) -> tuple[Callable[[dict[str, Any]], Any], str | None]:
@@ -204,7 +209,11 @@ def make_plan(
     frame = frame.rename(columns=renames)
     expected = renames.get(expected, expected) if expected is not None else None
     py_scorers, judges = split_scorers(scorers)
-    store = open_cache(cache)
+    conc = [int(x) for x in _per_model(concurrency, eps, 8, "concurrency")]
+    rpm = _per_model(rate_limit, eps, None, "rate_limit")
+    if any(c < 1 for c in conc):
+        raise ConfigError("concurrency must be >= 1", field="concurrency")
+    store = open_cache(cache)  # last: nothing below raises, so it is always closed
     fps = [endpoint_fingerprint(ep) for ep in eps]
     calls = Calls([], [], [], [], [])
     case_idx, model_idx, combo_idx, repeat_idx = [], [], [], []
@@ -237,11 +246,12 @@ def make_plan(
         expected=expected,
         scorers=py_scorers,
         judges=judges,
-        concurrency=[int(x) for x in _per_model(concurrency, eps, 8, "concurrency")],
-        rpm=_per_model(rate_limit, eps, None, "rate_limit"),
+        concurrency=conc,
+        rpm=rpm,
         cache=store,
         budget=budget,
         progress=progress,
+        own_cache=store is not None and not isinstance(cache, Cache),
     )
 
 

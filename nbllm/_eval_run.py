@@ -269,10 +269,14 @@ class Runner:
                     await asyncio.wait(self._tasks)
             except asyncio.CancelledError:  # aevaluate's caller was cancelled
                 self.stop("interrupted")
-                await asyncio.wait(self._tasks)
+                if self._tasks:
+                    await asyncio.wait(self._tasks)
                 raise
             finally:
                 ticker.cancel()
+            for t in self._tasks:  # a worker can only fail through a bug: surface it
+                if not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
         finally:
             self._finish()
             for c in clients:

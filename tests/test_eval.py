@@ -227,7 +227,9 @@ def test_partly_failed_run_resumes_and_errors_are_never_cached(srv: DemoServer, 
     df = nbllm.evaluate(cases, "o", progress=False)
     assert df["error"].str.startswith(("", "StreamError", "HTTPStatusError")).all()
     assert (df["error"] != "").tolist() == [False, True, True]
-    assert len(Cache(default_cache_path())) == 1  # only the answer
+    store = Cache(default_cache_path())
+    assert len(store) == 1  # only the answer
+    store.close()
     before = srv.request_count
     again = nbllm.evaluate(cases, "o", progress=False)
     assert calls_made(srv, before) == 2
