@@ -200,7 +200,7 @@ class LLMMagics(Magics):
             ["request URL", ep.request_url or "-"],
         ]
         for f in dataclasses.fields(Endpoint):
-            if f.name in ("name", "api_key"):
+            if f.name in ("name", "api_key") or not f.init:  # not f.init: derived, not settable
                 continue
             value = getattr(ep, f.name)
             if f.name == "api_key_env":
