@@ -9,6 +9,7 @@ and keep what has arrived, so partial text survives an interrupt or a dropped co
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 import threading
 import time
@@ -31,7 +32,7 @@ __all__ = ["AsyncStream", "Run", "Stream", "async_client", "sync_client"]
 
 _LOCK = threading.Lock()
 _SYNC: dict[Any, httpx.Client] = {}
-_ASYNC: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, httpx.AsyncClient]] = (
+_ASYNC: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Iterator[httpx.AsyncClient]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -44,6 +45,9 @@ def sync_client(ep: Endpoint) -> httpx.Client:
     """The kernel-wide client for this endpoint's TLS settings (reused: connection pooling)."""
     import httpx
 
+    client = _SYNC.get(ep.verify)
+    if client is not None:
+        return client
     with _LOCK:
         client = _SYNC.get(ep.verify)
         if client is None:
@@ -51,18 +55,28 @@ def sync_client(ep: Endpoint) -> httpx.Client:
         return client
 
 
+#: Async calls are spread over this many httpx clients (pools) per event loop. httpx's pool
+#: rescans its queue on every request, so its cost per request grows with the requests in
+#: flight; measured here at 64 in flight: 1 pool 1861, 4 pools 1656, 8 pools 1143 µs CPU/request.
+ASYNC_POOLS = 8
+
+
 def async_client(ep: Endpoint) -> httpx.AsyncClient:
-    """The client for the running event loop and this endpoint's TLS settings."""
+    """A client of the running event loop for this endpoint's TLS settings (round-robin over
+    ``ASYNC_POOLS`` clients, each with httpx's default limits)."""
     import httpx
 
     loop = asyncio.get_running_loop()
-    with _LOCK:
-        per_loop = _ASYNC.setdefault(loop, {})
-        client = per_loop.get(ep.verify)
-        if client is None:
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-            client = per_loop[ep.verify] = httpx.AsyncClient(verify=_verify(ep.verify), limits=limits)
-        return client
+    per_loop = _ASYNC.get(loop)
+    shards = per_loop.get(ep.verify) if per_loop is not None else None
+    if shards is None:
+        with _LOCK:
+            per_loop = _ASYNC.setdefault(loop, {})
+            shards = per_loop.get(ep.verify)
+            if shards is None:
+                clients = [httpx.AsyncClient(verify=_verify(ep.verify)) for _ in range(ASYNC_POOLS)]
+                shards = per_loop[ep.verify] = itertools.cycle(clients)
+    return next(shards)
 
 
 class Run:

@@ -212,6 +212,10 @@ class Endpoint:
     retries: int = 2
     params: dict[str, Any] = field(default_factory=dict)
     handler: str | None = None
+    # derived once in __post_init__ (the object is frozen): read on every call, so not recomputed
+    _dialect: str = field(default="", init=False, repr=False, compare=False)
+    _request_url: str = field(default="", init=False, repr=False, compare=False)
+    _plans: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         s = self._set
@@ -292,6 +296,7 @@ class Endpoint:
             raise _err("verify", f"CA bundle {self.verify!r} does not exist (or use True/False)")
         if self.tokenizer is not None and not os.path.isfile(os.path.expanduser(self.tokenizer)):
             raise _err("tokenizer", f"{self.tokenizer!r} is not a tokenizer.json file")
+        self._derive()
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -313,16 +318,18 @@ class Endpoint:
 
     @property
     def dialect(self) -> str:
-        path = _url_parts(self.url)[1] if self.url else ""
-        family = "ollama" if path.endswith(("/api/chat", "/api/generate")) else "openai"
-        return f"{family}-{self.type}"
+        """``openai-chat``, ``openai-completion``, ``ollama-chat`` or ``ollama-completion``."""
+        return self._dialect
 
     @property
     def request_url(self) -> str:
         """The URL actually posted to (a base URL completed with /chat/completions etc.)."""
-        if not self.url:
-            return ""
-        scheme, path = _url_parts(self.url)
+        return self._request_url
+
+    def _derive(self) -> None:
+        path = _url_parts(self.url)[1] if self.url else ""
+        family = "ollama" if path.endswith(("/api/chat", "/api/generate")) else "openai"
+        self._set("_dialect", f"{family}-{self.type}")
         append = self.append_path
         if append is None:
             append = not (
@@ -330,11 +337,12 @@ class Endpoint:
                 or path.endswith(_CUSTOM_SUFFIXES)
                 or self.body_template is not None
             )
-        if not append:
-            return self.url
+        if not self.url or not append:
+            self._set("_request_url", self.url)
+            return
         suffix = "/chat/completions" if self.type == "chat" else "/completions"
         parts = urlsplit(self.url)
-        return urlunsplit((scheme, parts.netloc, path + suffix, parts.query, ""))
+        self._set("_request_url", urlunsplit((parts.scheme, parts.netloc, path + suffix, parts.query, "")))
 
     def path(self, fld: str) -> str | None:
         """The configured JSONPath for ``fld``, or the dialect's default."""
@@ -362,7 +370,7 @@ class Endpoint:
         """Non-default fields as plain JSON; the API key itself is never included."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name == "api_key":
+            if f.name == "api_key" or not f.init:
                 continue
             value = getattr(self, f.name)
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
@@ -460,7 +468,7 @@ def _infer_type(path: str) -> Literal["chat", "completion"]:
     return "chat"
 
 
-_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Endpoint))
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Endpoint) if f.init)
 
 
 def _check_keys(data: dict[str, Any]) -> None:

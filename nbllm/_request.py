@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ._endpoint import Endpoint, deep_merge
 from ._exceptions import ConfigError, PromptTooLongError
 from ._result import Usage
@@ -152,7 +154,10 @@ def build_request(
     headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT, **ep.headers}
     if api_key:
         headers[ep.auth_header] = f"{ep.auth_scheme} {api_key}" if ep.auth_scheme else api_key
-    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        raw = orjson.dumps(body)  # compact UTF-8, as below, 5x faster
+    except TypeError:  # e.g. an integer over 64 bits in params: the stdlib handles it
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return RequestSpec(url=ep.request_url, body=raw, json=body, stream=want_stream, headers=headers)
 
 

@@ -27,7 +27,7 @@ from ._exceptions import (
     StreamError,
     TimeoutError,
 )
-from ._extract import MISSING, compile_many, compile_path, excerpt
+from ._extract import MISSING, JSONPath, compile_many, compile_path, excerpt
 from ._request import RequestSpec, cost_of, estimate_tokens
 from ._result import Delta, Result, Usage
 
@@ -89,6 +89,32 @@ def server_message(body: bytes) -> str:
             if val:
                 return val if isinstance(val, str) else excerpt(val, 300)
     return excerpt(doc, 300)
+
+
+def _plan(ep: Endpoint, streamed: bool) -> tuple[JSONPath, Callable[[Any], tuple[Any, ...]], tuple[int, ...]]:
+    """The compiled extraction for a response of ``ep``: the text path, one generated extractor
+    (text first, then the optional paths present) and the slots of reasoning, finish reason and
+    usage in its result (0 = absent). Computed once per endpoint and kind of response."""
+    plan = ep._plans.get(streamed)
+    if plan is None:
+        text_field = "stream_path" if streamed else "response_path"
+        path = ep.path(text_field)
+        if streamed and ep.stream_path is None and ep.response_path is not None:
+            path = ep.response_path  # one custom path for both, as AutoDev uses it
+        text_path = compile_path(path or "$", field=text_field)
+        optional = [
+            ep.path("stream_reasoning_path" if streamed else "reasoning_path"),
+            ep.path("finish_reason_path"),
+            ep.path("usage_prompt_path"),
+            ep.path("usage_completion_path"),
+        ]
+        paths = [text_path.source] + [p for p in optional if p]
+        slots, n = [], 1
+        for p in optional:
+            slots.append(n if p else 0)
+            n += 1 if p else 0
+        plan = ep._plans[streamed] = (text_path, compile_many(tuple(paths)), tuple(slots))
+    return plan
 
 
 class CallState:
@@ -154,25 +180,7 @@ class CallState:
         else:
             self.mode = "json"
         streamed = self.mode in ("sse", "ndjson")
-        text_field = "stream_path" if streamed else "response_path"
-        path = self.ep.path(text_field)
-        if streamed and self.ep.stream_path is None and self.ep.response_path is not None:
-            path = self.ep.response_path  # one custom path for both, as AutoDev uses it
-        self._text_path = compile_path(path or "$", field=text_field)
-        # one generated extractor per response: text first, then the optional paths present
-        optional = [
-            self.ep.path("stream_reasoning_path" if streamed else "reasoning_path"),
-            self.ep.path("finish_reason_path"),
-            self.ep.path("usage_prompt_path"),
-            self.ep.path("usage_completion_path"),
-        ]
-        paths = [self._text_path.source] + [p for p in optional if p]
-        slots, n = [], 1
-        for p in optional:
-            slots.append(n if p else 0)
-            n += 1 if p else 0
-        self._ri, self._fi, self._pi, self._ci = slots
-        self._extract = compile_many(tuple(paths))
+        self._text_path, self._extract, (self._ri, self._fi, self._pi, self._ci) = _plan(self.ep, streamed)
         if self.mode == "sse":
             self._sse = SSEDecoder()
         elif self.mode == "ndjson":
