@@ -447,19 +447,25 @@ LLMMagics.llm.__doc__ = _LLM_PARSER.format_help()
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:
-    """Register the magics (``%load_ext nbllm``)."""
+    """Register ``%llm_model``, ``%%llm`` and ``%%llm_eval`` (``%load_ext nbllm``)."""
     magics = LLMMagics(shell=ip)
     ip.register_magics(magics)
     configurables: list[Any] = ip.configurables
     if all(not isinstance(c, LLMMagics) for c in configurables):
         configurables.append(magics)
+    try:  # %%llm_eval (the evaluation runner's magic) comes with %load_ext nbllm too
+        from ._eval_magic import load_ipython_extension as load_eval
+    except ImportError:
+        return
+    load_eval(ip)
 
 
 def unload_ipython_extension(ip: InteractiveShell) -> None:
-    """Remove the magics (``%unload_ext nbllm``) and stop the side-by-side loop."""
+    """Remove the magics (``%unload_ext nbllm``, ``%%llm_eval`` too) and stop the side-by-side loop."""
     ip.magics_manager.magics["line"].pop("llm_model", None)
     ip.magics_manager.magics["cell"].pop("llm", None)
     ip.magics_manager.magics["line"].pop("llm", None)
+    ip.magics_manager.magics["cell"].pop("llm_eval", None)
     ip.magics_manager.registry.pop("LLMMagics", None)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagics)]
     stop_loop()

@@ -135,10 +135,12 @@ def last_json(server: nbllm.DemoServer) -> dict[str, Any]:
 def test_load_registers_both_magics_and_unload_removes_them(ip: InteractiveShell) -> None:
     assert "llm_model" in ip.magics_manager.magics["line"]
     assert "llm" in ip.magics_manager.magics["cell"]
+    assert "llm_eval" in ip.magics_manager.magics["cell"]  # the evaluation runner's magic
     ip.run_line_magic("unload_ext", "nbllm")
     try:
         assert "llm_model" not in ip.magics_manager.magics["line"]
         assert "llm" not in ip.magics_manager.magics["cell"]
+        assert "llm_eval" not in ip.magics_manager.magics["cell"]
     finally:
         ip.run_line_magic("load_ext", "nbllm")
     assert "llm" in ip.magics_manager.magics["cell"]
