@@ -554,10 +554,12 @@ def test_saved_notebook_with_widget_state_never_holds_the_key(
 def test_llm_model_magic_and_the_form_see_each_others_changes(server: nbllm.DemoServer) -> None:
     """%llm_model form shows this widget; what the magics change shows up in it after Refresh (or
     any action), and what the form saves is what %llm_model lists and uses, in one kernel."""
-    globalipapp = pytest.importorskip("IPython.testing.globalipapp")
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing.globalipapp import get_ipython
     from IPython.utils.capture import capture_output
 
-    ip = globalipapp.start_ipython()
+    # the process-wide shell (as tests/test_magics.py): another module may have made it already
+    ip = InteractiveShell.instance() if InteractiveShell.initialized() else get_ipython()
     ip.run_line_magic("load_ext", "nbllm")
     with capture_output() as shown:
         ip.run_line_magic("llm_model", "form")
