@@ -186,7 +186,7 @@ class Endpoint:
     model: str | None = None
     type: Literal["chat", "completion"] | None = None
     api_key_env: str | None = None
-    api_key: Secret | None = field(default=None, repr=False)
+    api_key: Secret | str | None = field(default=None, repr=False)  # a str is wrapped in Secret
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer"
     headers: dict[str, str] = field(default_factory=dict)
@@ -307,9 +307,14 @@ class Endpoint:
         """Where the key comes from, safe to display: ``env:VAR``, ``stored ••••1234`` or ``none``."""
         if self.api_key_env:
             return f"env:{self.api_key_env}"
-        if self.api_key is not None:
-            return f"stored {self.api_key.masked()}"
+        if self.secret is not None:
+            return f"stored {self.secret.masked()}"
         return "none"
+
+    @property
+    def secret(self) -> Secret | None:
+        """The stored key (always a ``Secret`` once the Endpoint exists), or None."""
+        return self.api_key if isinstance(self.api_key, Secret) else None
 
     @property
     def model_name(self) -> str:

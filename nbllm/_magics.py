@@ -189,8 +189,8 @@ class LLMMagics(Magics):
             f"Added {ep.name!r}: {ep.type} endpoint, POST {ep.request_url}, model {ep.model_name!r}, "
             f"key {ep.key_source}{note}"
         )
-        if ep.api_key is not None:
-            print(_KEY_WARNING.format(masked=ep.api_key.masked()), file=sys.stderr)
+        if ep.secret is not None:
+            print(_KEY_WARNING.format(masked=ep.secret.masked()), file=sys.stderr)
 
     def _show(self, args: Namespace, _: str | None) -> None:
         reg = registry()
@@ -224,8 +224,8 @@ class LLMMagics(Magics):
             reg.set_default(args.name)
         what = ", ".join(sorted(changes)) + (", default" if args.default else "")
         print(f"Updated {ep.name!r}: {what.strip(', ')}")
-        if changes.get("api_key") and ep.api_key is not None:
-            print(_KEY_WARNING.format(masked=ep.api_key.masked()), file=sys.stderr)
+        if changes.get("api_key") and ep.secret is not None:
+            print(_KEY_WARNING.format(masked=ep.secret.masked()), file=sys.stderr)
 
     def _rename(self, args: Namespace, _: str | None) -> None:
         registry().rename(args.old, args.new)

@@ -147,8 +147,8 @@ class Registry:
         entry = ep.to_dict()
         entry.pop("name")
         self._raw["endpoints"][ep.name] = entry
-        if ep.api_key is not None:
-            self._secrets[ep.name] = ep.api_key.reveal()
+        if ep.secret is not None:
+            self._secrets[ep.name] = ep.secret.reveal()
         else:
             self._secrets.pop(ep.name, None)
 

@@ -79,7 +79,7 @@ def resolve_key(ep: Endpoint, environ: Mapping[str, str]) -> str | None:
                 hint=f"set it (os.environ[{ep.api_key_env!r}] = ...) or change the key source",
             )
         return key
-    return ep.api_key.reveal() if ep.api_key is not None else None
+    return ep.secret.reveal() if ep.secret is not None else None
 
 
 def _rename(messages: list[Message], keys: Mapping[str, str]) -> list[Message]:
@@ -200,7 +200,7 @@ def check_length(ep: Endpoint, messages: list[Message], params: Mapping[str, Any
 
 def cost_of(ep: Endpoint, usage: Usage) -> float | None:
     """Price of one call from per-1K-token prices; None when the endpoint has no prices."""
-    if ep.price_prompt is None and ep.price_completion is None:
+    if (ep.price_prompt is None and ep.price_completion is None) or usage.total_tokens is None:
         return None
     return (
         (usage.prompt_tokens or 0) * (ep.price_prompt or 0.0)

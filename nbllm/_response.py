@@ -237,8 +237,11 @@ class CallState:
         """The result so far (also used for partial results on interrupt)."""
         now = self.clock()
         usage = Usage(self.prompt_tokens, self.completion_tokens)
-        if usage.total_tokens is None and (
-            self.ep.price_prompt is not None or self.ep.price_completion is not None
+        answered = bool(self.text or self.reasoning) or finish_reason is None
+        if (
+            answered
+            and usage.total_tokens is None
+            and (self.ep.price_prompt is not None or self.ep.price_completion is not None)
         ):
             prompt_text = self.spec.json.get("prompt") if isinstance(self.spec.json, dict) else None
             prompt_text = prompt_text or self.spec.body.decode("utf-8", "replace")
@@ -257,7 +260,8 @@ class CallState:
             cost=cost_of(self.ep, usage),
             finish_reason=finish_reason or self.finish_reason,
             latency_s=now - self.t0,
-            ttft_s=self.ttft if self.ttft is not None else now - self.t0,
+            # no answer text: no time to first token (a failed call must not look fast)
+            ttft_s=self.ttft if self.ttft is not None else (now - self.t0 if finish_reason is None else None),
             status_code=self.status or None,
             streamed=streamed,
             raw=None if streamed else self.first_doc,

@@ -418,6 +418,31 @@ def test_custom_paths_and_estimated_usage(mode: str) -> None:
     assert result.cost is not None and result.cost > 0
 
 
+def test_failed_call_partial_result_claims_no_cost_or_ttft(mode: str) -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, json={"error": {"message": "down"}})
+
+    transport = httpx.MockTransport(handler)
+    if mode == "sync":
+        with httpx.Client(transport=transport) as client, pytest.raises(nbllm.HTTPStatusError):
+            s = nbllm.stream(EP, "q", client=client)
+            list(s)
+        partial = s.result
+    else:
+
+        async def run() -> nbllm.Result | None:
+            async with httpx.AsyncClient(transport=transport) as client:
+                s = nbllm.astream(EP, "q", client=client)
+                with pytest.raises(nbllm.HTTPStatusError):
+                    async for _ in s:
+                        pass
+                return s.result
+
+        partial = asyncio.run(run())
+    assert partial is not None and partial.finish_reason == "error" and partial.text == ""
+    assert partial.cost is None and partial.ttft_s is None and partial.usage.total_tokens is None
+
+
 def test_interrupted_stream_keeps_partial_result() -> None:
     body = sse(chunk("one "), chunk("two "), chunk("three"))
 

@@ -277,6 +277,7 @@ def test_cost() -> None:
     ep = Endpoint(name="x", url="http://h/v1", price_prompt=0.002, price_completion=0.004)
     assert cost_of(ep, Usage(1000, 500)) == pytest.approx(0.004)
     assert cost_of(Endpoint(name="y", url="http://h/v1"), Usage(10, 10)) is None
+    assert cost_of(ep, Usage()) is None  # unknown usage is not free
 
 
 def test_normalize_messages_rejects_bad_items() -> None:
