@@ -255,6 +255,7 @@ def test_model_form_in_notebook7(nb7: lb.JupyterLab, chromium: Any, page: Any) -
     lb.run_all(page)
     page.locator(".jp-OutputArea-output", has_text="42").wait_for()
     own_errors = set(page.console_errors)
+    print("Notebook 7's own console errors:", own_errors or "none")
     page.console_errors.clear()
     lb.open_notebook(page, lab.url, lab.token, "nb7.ipynb", ui="notebook")
     lb.run_all(page)

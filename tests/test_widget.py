@@ -383,19 +383,23 @@ def test_an_explicit_registry_is_used(tmp_path: Path, server: nbllm.DemoServer) 
 # ---- test connection -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("stream", "raw_marker"), [("auto", "chat.completion.chunk"), ("off", "chat.completion")]
+)
 def test_test_connection_reports_status_latency_ttft_raw_and_text(
-    form: ModelManager, server: nbllm.DemoServer
+    form: ModelManager, server: nbllm.DemoServer, stream: str, raw_marker: str
 ) -> None:
-    nbllm.registry().add(nbllm.Endpoint(name="t", url=server.url, api_key=KEY))
+    nbllm.registry().add(nbllm.Endpoint(name="t", url=server.url, api_key=KEY, stream=stream))
     form.refresh()
     card = form.cards["t"]
     card.test_button.click()
     assert form.wait(30)
-    html = card.panel.value
+    html = unescape(card.panel.value)
     assert "✓ Connected" in html and "HTTP 200" in html
     assert "latency 0.0" in html and "time to first token 0.0" in html
+    assert ("streamed" in html) == (stream == "auto")
     assert "You said: Hello! Please answer with one short sentence." in html  # extracted text
-    assert "chat.completion.chunk" in html  # raw sample
+    assert f'"object": "{raw_marker}"' in html  # raw sample
     assert "Traceback" not in html and not card.test_button.disabled
 
 
