@@ -164,7 +164,11 @@ def http_events(run: Run, client: httpx.Client) -> Generator[Batch, None, Result
                     if batch:
                         run.delivered = True
                         yield batch
-            return run.done(state.finish())
+            result = state.finish()
+            if state.tail:  # a whole JSON answer, or a last event without its blank line
+                run.delivered = True
+                yield state.tail
+            return run.done(result)
         except Exception as exc:
             time.sleep(run.retry_delay(exc))
 
@@ -183,7 +187,11 @@ async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[Ba
                     if batch:
                         run.delivered = True
                         yield batch
-            run.done(state.finish())
+            result = state.finish()
+            if state.tail:  # a whole JSON answer, or a last event without its blank line
+                run.delivered = True
+                yield state.tail
+            run.done(result)
             return
         except Exception as exc:
             await asyncio.sleep(run.retry_delay(exc))

@@ -134,6 +134,7 @@ class CallState:
         self.reasoning_parts: list[str] = []
         self.chunks: list[str] = []  # each document's JSON text (parsed again only if asked)
         self.first_doc: Any = None
+        self.tail: list[Delta] = []  # deltas decoded by finish()
         self.n_docs = 0
         self.matched = False
         self.done = False
@@ -200,17 +201,20 @@ class CallState:
         return out
 
     def finish(self) -> Result:
-        """End of body: flush the decoder, raise for errors, build the result."""
+        """End of body: flush the decoder, raise for errors, build the result.
+
+        Deltas found only now (a whole JSON body, or a last event with no blank line after it)
+        are left in ``tail`` for the runner to hand out before the result."""
         if self.mode == "error":
             raise self._http_error()
         if self._sse is not None:
             for _event, data in self._sse.flush():
-                self._doc(data, [])
+                self._doc(data, self.tail)
         elif self._ndjson is not None:
             for line in self._ndjson.flush():
-                self._doc(line, [])
+                self._doc(line, self.tail)
         elif self._body:
-            self._doc(bytes(self._body).decode("utf-8", "replace"), [], whole=True)
+            self._doc(bytes(self._body).decode("utf-8", "replace"), self.tail, whole=True)
         if not self.n_docs:
             raise ExtractionError(
                 "the server answered 200 with an empty body",
@@ -222,11 +226,13 @@ class CallState:
             )
         if not self.matched:
             src = self._text_path.source
+            # a stream's first chunk is often empty (role only): show the fullest of the first few
+            sample = excerpt(max(self.chunks[:50], key=len) if self.chunks else self.first_doc, 300)
             raise ExtractionError(
                 f"the response path {src} matched nothing in the "
-                f"{'stream' if self.streamed else 'response'}; body sample: {excerpt(self.first_doc, 300)}",
+                f"{'stream' if self.streamed else 'response'}; body sample: {sample}",
                 path=src,
-                sample=excerpt(self.first_doc, 300),
+                sample=sample,
                 endpoint=self.ep.name,
                 url=self.spec.url,
                 hint=f"set {'stream_path' if self.streamed else 'response_path'} to the JSONPath of the answer text in that sample",

@@ -10,9 +10,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh
 if [ "${NBLLM_SKIP_SETUP:-0}" != 1 ]; then
-    [ -f scripts/setup_browser.sh ] && bash scripts/setup_browser.sh "$ROOT/.venv"
+    bash scripts/setup_browser.sh "$ROOT/.venv"
     bash scripts/setup_realservers.sh
-    # set up just now, so their tests must run: a missing server is a failure, not a skip
-    export NBLLM_REALSERVERS_REQUIRED=1
+    # set up just now, so their tests must run: a missing browser or server fails, never skips
+    export NBLLM_BROWSER_REQUIRED=1 NBLLM_REALSERVERS_REQUIRED=1
 fi
 exec .venv/bin/python -m pytest -q -ra "$@"

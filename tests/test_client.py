@@ -172,7 +172,8 @@ def test_json_answer_to_streaming_request(mode: str) -> None:
         return httpx.Response(200, json={"choices": [{"message": {"content": "whole"}}]})
 
     result, deltas = call(mode, handler, EP, stream=True)
-    assert result.text == "whole" and not result.streamed and deltas == []
+    assert result.text == "whole" and not result.streamed
+    assert deltas == [nbllm.Delta("text", "whole")]  # a JSON answer is one piece, not none
 
 
 def test_awkward_sse_framing(mode: str) -> None:
@@ -188,6 +189,36 @@ def test_awkward_sse_framing(mode: str) -> None:
 
     result, _ = call(mode, handler, EP, stream=True)
     assert result.text == "café 日本"
+
+
+def test_last_event_without_blank_line_is_yielded(mode: str) -> None:
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers=SSE,
+            stream=Chunks(
+                [
+                    b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n',
+                    b'data: {"choices":[{"delta":{"content":"b"}}]}',
+                ]
+            ),
+        )
+
+    result, deltas = call(mode, handler, EP, stream=True)
+    assert [d.text for d in deltas] == ["a", "b"] and result.text == "ab"
+
+
+def test_wrong_stream_path_shows_a_chunk_with_content(mode: str) -> None:
+    body = sse(
+        chunk(delta={"role": "assistant"}), chunk("the answer text"), chunk(None, finish_reason="stop")
+    )
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=SSE, stream=Chunks(body))
+
+    with pytest.raises(nbllm.ExtractionError) as info:
+        call(mode, handler, EP.replace(stream_path="$.choices[0].message.content"), stream=True)
+    assert "the answer text" in info.value.sample and "stream_path" in str(info.value)
 
 
 def test_ndjson_stream_ollama(mode: str) -> None:
