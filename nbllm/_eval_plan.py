@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from .scorers import Judge, Scorer
 
-__all__ = ["Plan", "load_cases", "make_plan", "open_cache", "preflight"]
+__all__ = ["Plan", "iter_rows", "load_cases", "make_plan", "open_cache", "preflight"]
 
 _RESERVED = {"case", *RESULT_COLUMNS}
 
@@ -141,6 +141,15 @@ class Plan:
             self.cache.close()
 
 
+def iter_rows(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """Each row as a dict of column name -> Python value, built one at a time from the
+    columns (``frame.to_dict("records")`` would hold them all)."""
+    names = [str(c) for c in frame.columns]
+    cols = [frame[c].astype(object).tolist() for c in frame.columns]
+    for values in zip(*cols, strict=True) if cols else ({} for _ in range(len(frame))):
+        yield dict(zip(names, values, strict=True))
+
+
 def _prompt_source(prompt: Any, frame: pd.DataFrame) -> tuple[Callable[[dict[str, Any]], Any], str | None]:
     """A function row -> prompt, and the case column it consumed (dropped from the result)."""
     if callable(prompt):
@@ -187,11 +196,11 @@ def make_plan(
     eps = _models(models)
     combos = _combos(params, grid)
     make_prompt, consumed = _prompt_source(prompt, frame)
-    records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
-    prompts = [make_prompt(r) for r in records]
-    systems = (
-        [render(system, r, what="system") for r in records] if system is not None else [None] * len(records)
-    )
+    prompts: list[Any] = []
+    systems: list[str | None] = []
+    for row in iter_rows(frame):  # one transient dict per row, not 100k of them at once
+        prompts.append(make_prompt(row))
+        systems.append(render(system, row, what="system") if system is not None else None)
     if expected is None and "expected" in frame.columns:
         expected = "expected"
     if expected is not None and expected not in frame.columns:
@@ -217,7 +226,7 @@ def make_plan(
     fps = [endpoint_fingerprint(ep) for ep in eps]
     calls = Calls([], [], [], [], [])
     case_idx, model_idx, combo_idx, repeat_idx = [], [], [], []
-    for c in range(len(records)):
+    for c in range(len(prompts)):
         for m in range(len(eps)):
             for p, combo in enumerate(combos):
                 for r in range(repeats):
