@@ -5,8 +5,8 @@
 
 ``CASES`` is a variable (DataFrame, list) or a CSV/JSONL path. Scorers are built-in names or
 variables holding a scorer/function. The result frame is stored in ``-o`` (default
-``eval_results``) and the cell shows its ``summary()``. Register with
-``shell.register_magics(EvalMagics)`` or ``%load_ext nbllm._eval_magic``.
+``eval_results``) and the cell shows its ``summary()``. ``%load_ext nbllm`` registers it
+(as does ``shell.register_magics(EvalMagics)`` or ``%load_ext nbllm._eval_magic``).
 """
 
 from __future__ import annotations
