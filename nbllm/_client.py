@@ -28,7 +28,7 @@ from ._result import Delta, Result
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["AsyncStream", "Run", "Stream", "async_client", "sync_client"]
+__all__ = ["AsyncStream", "Run", "Stream", "async_client", "ssl_context", "sync_client"]
 
 _LOCK = threading.Lock()
 _SYNC: dict[Any, httpx.Client] = {}
@@ -37,8 +37,26 @@ _ASYNC: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Iterator[
 )
 
 
-def _verify(verify: bool | str) -> bool | ssl.SSLContext:
-    return ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+_SSL: dict[bool | str, ssl.SSLContext | bool] = {}
+_SSL_LOCK = threading.Lock()  # its own: sync_client/async_client call this holding _LOCK
+
+
+def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """One SSL context per ``verify`` setting for the process, shared by every client: building
+    one loads the CA bundle (~30 ms here), which would otherwise be paid per client."""
+    ctx = _SSL.get(verify)
+    if ctx is None:
+        import httpx
+
+        with _SSL_LOCK:
+            ctx = _SSL.get(verify)
+            if ctx is None:
+                if isinstance(verify, str):  # a CA bundle path
+                    ctx = ssl.create_default_context(cafile=verify)
+                else:  # what httpx itself builds for True (certifi's bundle) or False
+                    ctx = httpx.create_ssl_context(verify=verify)
+                _SSL[verify] = ctx
+    return ctx
 
 
 def sync_client(ep: Endpoint) -> httpx.Client:
@@ -51,7 +69,7 @@ def sync_client(ep: Endpoint) -> httpx.Client:
     with _LOCK:
         client = _SYNC.get(ep.verify)
         if client is None:
-            client = _SYNC[ep.verify] = httpx.Client(verify=_verify(ep.verify))
+            client = _SYNC[ep.verify] = httpx.Client(verify=ssl_context(ep.verify))
         return client
 
 
@@ -74,7 +92,8 @@ def async_client(ep: Endpoint) -> httpx.AsyncClient:
             per_loop = _ASYNC.setdefault(loop, {})
             shards = per_loop.get(ep.verify)
             if shards is None:
-                clients = [httpx.AsyncClient(verify=_verify(ep.verify)) for _ in range(ASYNC_POOLS)]
+                context = ssl_context(ep.verify)
+                clients = [httpx.AsyncClient(verify=context) for _ in range(ASYNC_POOLS)]
                 shards = per_loop[ep.verify] = itertools.cycle(clients)
     return next(shards)
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
-import ssl
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -29,8 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._api import astream
+from ._client import ssl_context
 from ._endpoint import Endpoint
 from ._exceptions import NbllmError
+from ._loop import background_loop, in_background_thread
 from ._result import Result
 
 if TYPE_CHECKING:
@@ -44,8 +44,6 @@ __all__ = ["Calls", "Outcomes", "Runner", "run_blocking"]
 T = TypeVar("T")
 _PER_CLIENT = 4  # workers sharing one httpx.AsyncClient (bench: 2-8 alike, 16 is 2x slower)
 _FLUSH_EVERY = 1.0  # seconds between cache commits
-_SSL: dict[Any, Any] = {}
-_SSL_LOCK = threading.Lock()
 
 
 @dataclass
@@ -180,18 +178,6 @@ class RateLimiter:
             await asyncio.sleep(at - now)
 
 
-def _ssl_for(verify: bool | str) -> Any:
-    """One SSL context per verify setting for the process (creating one costs ~30 ms)."""
-    from ._client import _verify
-
-    with _SSL_LOCK:
-        ctx = _SSL.get(verify)
-        if ctx is None:
-            v = _verify(verify)
-            ctx = _SSL[verify] = ssl.create_default_context() if v is True else v
-        return ctx
-
-
 def make_clients(ep: Endpoint, workers: int) -> list[httpx.AsyncClient]:
     import httpx
 
@@ -200,7 +186,7 @@ def make_clients(ep: Endpoint, workers: int) -> list[httpx.AsyncClient]:
     n = max(1, math.ceil(workers / _PER_CLIENT))
     per = math.ceil(workers / n)
     limits = httpx.Limits(max_connections=per + 4, max_keepalive_connections=per + 4)
-    return [httpx.AsyncClient(verify=_ssl_for(ep.verify), limits=limits) for _ in range(n)]
+    return [httpx.AsyncClient(verify=ssl_context(ep.verify), limits=limits) for _ in range(n)]
 
 
 class Runner:
@@ -349,23 +335,7 @@ class Runner:
             self.stop("budget reached")
 
 
-# ---- the background loop -----------------------------------------------------------------
-
-_LOOP: asyncio.AbstractEventLoop | None = None
-_THREAD: threading.Thread | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def background_loop() -> asyncio.AbstractEventLoop:
-    """The process's evaluation event loop, running in a daemon thread (started on first use)."""
-    global _LOOP, _THREAD
-    with _LOOP_LOCK:
-        if _LOOP is None or _THREAD is None or not _THREAD.is_alive():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="nbllm-eval-loop", daemon=True)
-            thread.start()
-            _LOOP, _THREAD = loop, thread
-        return _LOOP
+# ---- waiting for a run on nbllm's background loop ------------------------------------------
 
 
 def run_blocking(
@@ -381,7 +351,7 @@ def run_blocking(
     ``grace`` seconds) for the coroutine to wrap up; a second interrupt, or the grace running
     out, returns None at once (the coroutine finishes on its own).
     """
-    if threading.current_thread() is _THREAD:
+    if in_background_thread():
         coro.close()
         raise RuntimeError(
             "nbllm.evaluate() cannot be called from inside a scorer or handler "

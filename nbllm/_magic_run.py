@@ -20,8 +20,9 @@ from IPython.core.display_functions import DisplayHandle
 
 from . import AsyncStream, NbllmError, Result, Stream, acomplete, astream, complete, stream
 from ._display import Column, Live, column_text, columns_bundle, footer_line, show, show_footer, update
+from ._loop import background_loop
 
-__all__ = ["Call", "Outcome", "StreamInterrupted", "View", "run_many", "run_one", "stop_loop"]
+__all__ = ["Call", "Outcome", "StreamInterrupted", "View", "run_many", "run_one"]
 
 Prompt = str | Sequence[Mapping[str, Any]]
 
@@ -101,29 +102,6 @@ def run_one(call: Call, view: View) -> Outcome:
 
 # ---- side by side -------------------------------------------------------------------------------
 
-_LOOP_LOCK = threading.Lock()
-_LOOP: asyncio.AbstractEventLoop | None = None
-
-
-def _loop() -> asyncio.AbstractEventLoop:
-    """The magics' background event loop (one per process, started on first use)."""
-    global _LOOP
-    with _LOOP_LOCK:
-        if _LOOP is None or _LOOP.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="nbllm-magics-loop", daemon=True).start()
-            _LOOP = loop
-        return _LOOP
-
-
-def stop_loop() -> None:
-    """Stop the background loop (on ``%unload_ext nbllm``)."""
-    global _LOOP
-    with _LOOP_LOCK:
-        loop, _LOOP = _LOOP, None
-    if loop is not None and not loop.is_closed():
-        loop.call_soon_threadsafe(loop.stop)
-
 
 async def _one(col: Column, call: Call, view: View, out: Outcome, changed: threading.Event) -> None:
     s: AsyncStream | None = None
@@ -172,7 +150,7 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
     printed: set[int] = set()
     min_interval = 1.0 / view.rate if view.rate > 0 else 0.0
     last = float("-inf")
-    fut: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(everything(), _loop())
+    fut: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(everything(), background_loop())
     try:
         while not finished.is_set():
             if not changed.wait(0.5):

@@ -34,7 +34,7 @@ from . import Endpoint, HTTPStatusError, NbllmError, Result, complete, registry,
 from ._display import duration, show, table_bundle
 from ._interpolate import interpolate, split_json_object, split_line
 from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
-from ._magic_run import Call, Outcome, StreamInterrupted, View, run_many, run_one, stop_loop
+from ._magic_run import Call, Outcome, StreamInterrupted, View, run_many, run_one
 
 __all__ = ["LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -461,11 +461,11 @@ def load_ipython_extension(ip: InteractiveShell) -> None:
 
 
 def unload_ipython_extension(ip: InteractiveShell) -> None:
-    """Remove the magics (``%unload_ext nbllm``, ``%%llm_eval`` too) and stop the side-by-side loop."""
+    """Remove the magics (``%unload_ext nbllm``, ``%%llm_eval`` too). nbllm's background loop
+    (a daemon thread shared with evaluate() and async handlers) stays: other code may use it."""
     ip.magics_manager.magics["line"].pop("llm_model", None)
     ip.magics_manager.magics["cell"].pop("llm", None)
     ip.magics_manager.magics["line"].pop("llm", None)
     ip.magics_manager.magics["cell"].pop("llm_eval", None)
     ip.magics_manager.registry.pop("LLMMagics", None)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagics)]
-    stop_loop()

@@ -20,10 +20,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any, TypeVar
 
 from ._exceptions import HandlerError, UnknownModelError
+from ._loop import run_in_background
 
 __all__ = [
     "Handler",
-    "LoopThread",
     "ahandler_pieces",
     "get_handler",
     "handler_pieces",
@@ -157,27 +157,6 @@ def to_openai(obj: Any, *, chunk: bool) -> dict[str, Any]:
     )
 
 
-class LoopThread:
-    """One background event loop, to run async handlers from sync code (a kernel's own loop
-    is already running, so ``asyncio.run`` cannot be used there)."""
-
-    _instance: LoopThread | None = None
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="nbllm-loop", daemon=True).start()
-
-    @classmethod
-    def get(cls) -> LoopThread:
-        with _LOCK:
-            if cls._instance is None:
-                cls._instance = LoopThread()
-            return cls._instance
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-
 def handler_pieces(
     handler: Any, messages: list[dict[str, Any]], params: dict[str, Any], stream: bool
 ) -> Generator[dict[str, Any], None, None]:
@@ -187,17 +166,16 @@ def handler_pieces(
             yield to_openai(piece, chunk=True)
     elif stream and implements(handler, "astreaming"):
         agen = handler.astreaming(messages=messages, **params)
-        loop = LoopThread.get()
         while True:
             try:
-                piece = loop.run(agen.__anext__())
+                piece = run_in_background(agen.__anext__())
             except StopAsyncIteration:
                 return
             yield to_openai(piece, chunk=True)
     elif implements(handler, "completion"):
         yield to_openai(handler.completion(messages=messages, **params), chunk=False)
     else:
-        yield to_openai(LoopThread.get().run(handler.acompletion(messages=messages, **params)), chunk=False)
+        yield to_openai(run_in_background(handler.acompletion(messages=messages, **params)), chunk=False)
 
 
 async def ahandler_pieces(
