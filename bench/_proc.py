@@ -52,6 +52,7 @@ class DemoServer:
             stderr=self._log,
             text=True,
             env=env,
+            cwd=str(log.parent),  # not the repo root: -m puts the cwd first on sys.path
         )
         assert self.proc.stdout is not None
         line = _readline(self.proc.stdout, 30.0)
@@ -103,6 +104,8 @@ class Worker:
         self.error: str | None = None
 
     def wait_ready(self, timeout: float = 180.0) -> bool:
+        if self.error is not None:
+            return False
         try:
             assert self.proc.stdout is not None
             line = _readline(self.proc.stdout, timeout)
@@ -124,7 +127,12 @@ class Worker:
             self.proc.stdin.write(json.dumps(cmd) + "\n")
             self.proc.stdin.flush()
             line = _readline(self.proc.stdout, timeout)
-        except (TimeoutError, BrokenPipeError, OSError) as exc:
+        except TimeoutError:
+            self.proc.kill()  # hung (a deadlock, a stuck socket): stop it, go on without it
+            self.proc.wait()
+            self.error = f"hung: no answer within {timeout:g} s, killed; see {self.log}"
+            return {"error": self.error}
+        except (BrokenPipeError, OSError) as exc:
             self.error = f"{type(exc).__name__}: {exc}; see {self.log}"
             return {"error": self.error}
         if not line:

@@ -228,6 +228,35 @@ def ensure_clean() -> bool:
     return ok
 
 
+# ------------------------------------------------------------------ which nbllm
+
+
+def export_head() -> tuple[Path, str]:
+    """The committed HEAD's nbllm/, exported read-only (``git archive``) to bench/.work/src/SHA.
+    With it first on PYTHONPATH, every venv imports that copy instead of the editable working
+    tree: a run measures a commit, whatever others are editing meanwhile."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = WORK / "src" / sha[:12]
+    if not (dest / "nbllm" / "__init__.py").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", sha, "nbllm"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest, sha
+
+
+def nbllm_source(venvs: set[str], env: dict[str, str]) -> dict[str, str]:
+    code = "import nbllm, os; print(os.path.dirname(nbllm.__file__))"
+    out = {}
+    for v in sorted(venvs):
+        done = subprocess.run([str(PY[v]), "-c", code], capture_output=True, text=True, env=env, cwd=WORK)
+        out[v] = done.stdout.strip() or done.stderr.strip().splitlines()[-1]
+    return out
+
+
 # ------------------------------------------------------------------ environment
 
 
@@ -259,7 +288,7 @@ def versions(py: Path, env: dict[str, str]) -> dict[str, str]:
         "    except m.PackageNotFoundError: out[d] = None\n"
         "print(json.dumps(out))"
     )
-    done = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env)
+    done = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env, cwd=WORK)
     return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
@@ -322,9 +351,12 @@ class Phase:
         log(f"{self.name} done in {wall:.0f} s")
 
 
+TIMEOUTS = {"stream": 180.0, "ttft": 180.0, "conc": 300.0}  # per command; a hung worker is killed
+
+
 def measured(worker: Worker, server: DemoServer, cmd: dict[str, Any]) -> dict[str, Any]:
     s0 = server.cpu()
-    res = worker.send(cmd)
+    res = worker.send(cmd, TIMEOUTS[cmd["op"]])
     res["server_cpu"] = server.cpu() - s0
     return res
 
@@ -382,7 +414,7 @@ def run_ttft(
     out: dict[str, Any] = {}
     for key, client, venv, label, _tier in rows(TTFT, mode):
         out[key] = {"label": label, "venv": venv, "ttft": [], "cpu": [], "server_cpu": 0.0, "error": None}
-        warm = workers[(client, venv)].send({"op": "ttft", "calls": 20})
+        warm = workers[(client, venv)].send({"op": "ttft", "calls": 20}, TIMEOUTS["ttft"])
         if "error" in warm:
             out[key]["error"] = str(warm["error"]).strip().splitlines()[-1]
     blocks = max(1, mode.ttft_calls // mode.ttft_block)
@@ -411,7 +443,9 @@ def run_conc(
         per: dict[str, Any] = {}
         for key, client, venv, label, _tier in rows(CONC, mode):
             per[key] = {"label": label, "venv": venv, "runs": [], "error": None}
-            warm = workers[(client, venv)].send({"op": "conc", "calls": mode.conc_warm, "concurrency": level})
+            warm = workers[(client, venv)].send(
+                {"op": "conc", "calls": mode.conc_warm, "concurrency": level}, TIMEOUTS["conc"]
+            )
             if "error" in warm:
                 per[key]["error"] = str(warm["error"]).strip().splitlines()[-1]
         fast = [row for row in rows(CONC, mode) if row[4] == "fast"]
@@ -509,6 +543,9 @@ def run_others(env: dict[str, str], R: dict[str, Any]) -> None:
 def inner(args: argparse.Namespace) -> int:
     mode = QUICK if args.quick else FULL
     R: dict[str, Any] = {"mode": "quick" if args.quick else "full", "netns": args.netns}
+    R["command"] = " ".join(
+        [".venv/bin/python bench/run.py"] + [a for a in sys.argv[1:] if a not in ("--inner", "--netns")]
+    )
     R["params"] = dataclasses.asdict(mode)
     R["machine"] = machine_info()
     peers = ensure_peers()
@@ -516,6 +553,16 @@ def inner(args: argparse.Namespace) -> int:
     clean_ok = ensure_clean()
     venvs = {"main"} | ({"peers"} if PEERS_PY.exists() else set()) | ({"clean"} if clean_ok else set())
     env = bench_env()
+    if args.head:
+        src, sha = export_head()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+        R["machine"]["commit"] = sha[:7]
+        R["source"] = f"the committed HEAD {sha[:7]}, exported with `git archive` (`--head`)"
+    else:
+        R["source"] = "the working tree (editable install)" + (
+            ", **with uncommitted changes in nbllm/**" if "uncommitted" in R["machine"]["commit"] else ""
+        )
+    R["nbllm_paths"] = nbllm_source(venvs, env)
     R["versions"] = {v: versions(PY[v], env) if v in venvs else {} for v in PY}
     logs = WORK / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -584,6 +631,9 @@ def main() -> int:
         help="smoke run: fewer repeats, no bench_magics/bench_eval (< 2 minutes)",
     )
     p.add_argument("--no-netns", action="store_true", help="do not isolate the network (unshare -n)")
+    p.add_argument(
+        "--head", action="store_true", help="measure the committed HEAD's nbllm, not the working tree"
+    )
     p.add_argument("--no-write", action="store_true", help="print the report, do not write RESULTS.md")
     p.add_argument("--skip-imports", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--skip-others", action="store_true", help="do not run bench_magics.py / bench_eval.py")
