@@ -37,7 +37,8 @@ from ._result import Delta, Result, Usage
 
 if TYPE_CHECKING:
     from ._demo import DemoServer, demo_server
-    from ._eval import aevaluate, evaluate
+    from . import scorers
+    from ._eval import aevaluate, evaluate, load_results
     from ._widget import model_form
 
 __version__ = "0.1.0"
@@ -72,9 +73,11 @@ __all__ = [
     "demo_server",
     "evaluate",
     "load_ipython_extension",
+    "load_results",
     "model_form",
     "register_provider",
     "registry",
+    "scorers",
     "stream",
 ]
 
@@ -84,7 +87,9 @@ _LAZY = {
     "demo_server": "._demo",
     "evaluate": "._eval",
     "aevaluate": "._eval",
+    "load_results": "._eval",
     "model_form": "._widget",
+    "scorers": ".scorers",  # a module: nbllm.scorers.exact_match, ...
 }
 
 
@@ -94,7 +99,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'nbllm' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module, __name__), name)
+    imported = importlib.import_module(module, __name__)
+    value = imported if module == f".{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 

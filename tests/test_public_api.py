@@ -37,9 +37,11 @@ EXPECTED = {
     "demo_server",
     "evaluate",
     "load_ipython_extension",
+    "load_results",
     "model_form",
     "register_provider",
     "registry",
+    "scorers",
     "stream",
 }
 
@@ -87,6 +89,21 @@ def test_public_callables_have_docstrings() -> None:
         "Handler",
     ):
         assert getattr(nbllm, name).__doc__, name
+
+
+def test_load_ext_is_light_and_every_public_name_resolves() -> None:
+    code = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'nbllm')\n"
+        "print(sorted(m for m in ('pandas', 'ipywidgets', 'httpx') if m in sys.modules))\n"
+        "import nbllm\n"
+        "for name in nbllm.__all__: getattr(nbllm, name)\n"
+        "print(callable(nbllm.scorers.exact_match), callable(nbllm.load_results))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "True True"]
 
 
 def test_lazy_attribute_errors_are_attribute_errors() -> None:
