@@ -36,8 +36,8 @@ from ._registry import Registry, registry
 from ._result import Delta, Result, Usage
 
 if TYPE_CHECKING:
-    from ._demo import DemoServer, demo_server
     from . import scorers
+    from ._demo import DemoServer, demo_server
     from ._eval import aevaluate, evaluate, load_results
     from ._widget import model_form
 

@@ -379,7 +379,7 @@ def _mixed_frame(srv: DemoServer) -> pd.DataFrame:
 def test_export_and_reload_give_the_same_frame(srv: DemoServer, tmp_path: Path, suffix: str) -> None:
     df = _mixed_frame(srv)
     path = df.llm.save(tmp_path / f"results{suffix}")
-    back = nbllm._eval.load_results(path)
+    back = nbllm.load_results(path)
     assert_frame_equal(back, df, check_exact=suffix != ".csv")
     if suffix == ".jsonl":
         first = json.loads(path.read_text().splitlines()[0])
