@@ -30,3 +30,4 @@ def test_readme_examples_run() -> None:
     assert 'You said: JSON braces {"survive": true}' in text
     assert "SHOUT THIS" in text
     assert "cannot connect" in text and "hint: is the server running" in text
+    assert "score_exact_match" in text and "the capital of France" in text
