@@ -9,6 +9,7 @@ and keep what has arrived, so partial text survives an interrupt or a dropped co
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import ssl
 import threading
@@ -70,6 +71,7 @@ def sync_client(ep: Endpoint) -> httpx.Client:
         client = _SYNC.get(ep.verify)
         if client is None:
             client = _SYNC[ep.verify] = httpx.Client(verify=ssl_context(ep.verify))
+            atexit.register(client.close)  # no unclosed-socket warnings at interpreter exit
         return client
 
 
@@ -117,7 +119,6 @@ class Run:
         self.params = params or {}
         self.attempts = Attempts(ep)
         self.state: CallState | None = None
-        self.delivered = False
         self.result: Result | None = None
 
     def new_state(self) -> CallState:
@@ -128,7 +129,9 @@ class Run:
         """Seconds to wait before retrying ``exc``; raises the mapped error when giving up."""
         partial = self.state.text if self.state else ""
         err = map_transport_error(exc, self.ep, self.spec.url, partial)
-        delay = self.attempts.delay(err, delivered=self.delivered)
+        # once any text came out it may have reached the caller: never retry (no duplicates)
+        delivered = self.state is not None and self.state.produced
+        delay = self.attempts.delay(err, delivered=delivered)
         if delay is None:
             if self.attempts.count:
                 err.gave_up_after(self.attempts.count)
@@ -179,13 +182,10 @@ def http_events(run: Run, client: httpx.Client) -> Generator[Batch, None, Result
             ) as resp:
                 state.start(resp.status_code, resp.headers)
                 for chunk in resp.iter_bytes():
-                    batch = state.feed(chunk)
-                    if batch:
-                        run.delivered = True
+                    if batch := state.feed(chunk):
                         yield batch
             result = state.finish()
             if state.tail:  # a whole JSON answer, or a last event without its blank line
-                run.delivered = True
                 yield state.tail
             return run.done(result)
         except Exception as exc:
@@ -202,13 +202,10 @@ async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[Ba
             ) as resp:
                 state.start(resp.status_code, resp.headers)
                 async for chunk in resp.aiter_bytes():
-                    batch = state.feed(chunk)
-                    if batch:
-                        run.delivered = True
+                    if batch := state.feed(chunk):
                         yield batch
             result = state.finish()
             if state.tail:  # a whole JSON answer, or a last event without its blank line
-                run.delivered = True
                 yield state.tail
             run.done(result)
             return

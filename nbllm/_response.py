@@ -156,6 +156,11 @@ class CallState:
         return "".join(self.reasoning_parts)
 
     @property
+    def produced(self) -> bool:
+        """Whether any text or reasoning has been decoded (and so may have reached the caller)."""
+        return bool(self.text_parts or self.reasoning_parts)
+
+    @property
     def streamed(self) -> bool:
         """Whether the response is a stream (SSE or NDJSON), whatever was asked."""
         return self._sse is not None or self._ndjson is not None
