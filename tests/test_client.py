@@ -221,6 +221,23 @@ def test_wrong_stream_path_shows_a_chunk_with_content(mode: str) -> None:
     assert "the answer text" in info.value.sample and "stream_path" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("fmt", "body"),
+    [
+        ("ndjson", b'{"delta": "a"}\n{"delta": "b"}\n'),
+        ("sse", b'data: {"delta": "a"}\n\ndata: {"delta": "b"}\n\n'),
+    ],
+)
+def test_forced_stream_format_beats_a_wrong_content_type(mode: str, fmt: str, body: bytes) -> None:
+    ep = EP.replace(stream=fmt, stream_path="$.delta")
+
+    def handler(req: httpx.Request) -> httpx.Response:  # a homegrown server labelling it JSON
+        return httpx.Response(200, headers={"content-type": "application/json"}, stream=Chunks([body]))
+
+    result, deltas = call(mode, handler, ep, stream=True)
+    assert [d.text for d in deltas] == ["a", "b"] and result.text == "ab" and result.streamed
+
+
 def test_ndjson_stream_ollama(mode: str) -> None:
     ep = Endpoint(name="ollama", url="http://llm.test/api/chat", model="llama3", retries=0)
     lines = [
