@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["acomplete", "astream", "complete", "resolve", "stream"]
 
-Prompt = "str | Sequence[Mapping[str, Any]]"
-
 
 def resolve(model: str | Endpoint) -> Endpoint:
     """An Endpoint from a registered name, a ``"provider/model"`` of a registered handler

@@ -38,11 +38,11 @@ _ASYNC: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Iterator[
 )
 
 
-_SSL: dict[bool | str, ssl.SSLContext | bool] = {}
+_SSL: dict[bool | str, ssl.SSLContext] = {}
 _SSL_LOCK = threading.Lock()  # its own: sync_client/async_client call this holding _LOCK
 
 
-def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+def ssl_context(verify: bool | str) -> ssl.SSLContext:
     """One SSL context per ``verify`` setting for the process, shared by every client: building
     one loads the CA bundle (~30 ms here), which would otherwise be paid per client."""
     ctx = _SSL.get(verify)

@@ -81,6 +81,11 @@ def server_message(body: bytes) -> str:
         doc = json.loads(text)
     except ValueError:
         return excerpt(text, 300)
+    return message_of(doc)
+
+
+def message_of(doc: Any) -> str:
+    """The error text inside a parsed error document (``error.message``, ``detail``, ...)."""
     if isinstance(doc, dict):
         for key in ("error", "detail", "message", "msg", "error_message"):
             val = doc.get(key)
@@ -137,7 +142,6 @@ class CallState:
         self.tail: list[Delta] = []  # deltas decoded by finish()
         self.n_docs = 0
         self.matched = False
-        self.done = False
         self.ttft: float | None = None
         self.finish_reason: str | None = None
         self.prompt_tokens: int | None = None
@@ -285,8 +289,7 @@ class CallState:
             stripped = data.strip()
             if not stripped:
                 return
-            if stripped in ("[DONE]", '"[DONE]"'):
-                self.done = True
+            if stripped in ("[DONE]", '"[DONE]"'):  # end marker; a stream may also just end
                 return
         try:
             doc = _decode_json(data)
@@ -313,8 +316,7 @@ class CallState:
         self.n_docs += 1
         if type(doc) is dict and doc.get("error"):
             raise StreamError(
-                f"the server reported an error{' mid-stream' if not whole else ''}: "
-                f"{server_message(json.dumps(doc).encode())}",
+                f"the server reported an error{' mid-stream' if not whole else ''}: {message_of(doc)}",
                 partial_text=self.text,
                 endpoint=self.ep.name,
                 url=self.spec.url,
