@@ -146,22 +146,35 @@ def _finish_sync(plan: Plan, out: Outcomes, stats: Stats) -> pd.DataFrame:
     _fill_unfinished(out, stats)
     df = _frame(plan, out, stats)
     score_frame(df, plan.scorers, plan.expected)
-    if plan.judges:
-        phase = JudgePhase(df, plan.judges, plan.expected, plan.cache, max(plan.concurrency))
-        phase.runner.budget = _budget_left(plan, stats)
-        hits = phase.runner.load_cache()
-        if hits < len(phase.calls) and not stats.stopped:
+    phase = _judges(df, plan, stats)
+    if phase is not None:
+        if phase.stats.done < phase.stats.total and not stats.stopped:
             bar = make_progress(phase.stats, plan.progress)
             try:
                 run_blocking(phase.runner.run(), stop=lambda: phase.runner.stop("interrupted"), progress=bar)
             finally:
                 bar.close()
-        _fill_unfinished(phase.out, phase.stats)
-        phase.apply()
-        stats.stopped = stats.stopped or phase.stats.stopped
-        df.attrs["nbllm"]["stopped"] = stats.stopped
+        _apply_judges(df, phase, stats)
     _report_stop(df, stats, plan.progress)
     return df
+
+
+def _judges(df: pd.DataFrame, plan: Plan, stats: Stats) -> JudgePhase | None:
+    """The LLM-judge phase of a run, its cached verdicts loaded (None without judges)."""
+    if not plan.judges:
+        return None
+    phase = JudgePhase(df, plan.judges, plan.expected, plan.cache, max(plan.concurrency))
+    phase.runner.budget = _budget_left(plan, stats)
+    phase.runner.load_cache()
+    return phase
+
+
+def _apply_judges(df: pd.DataFrame, phase: JudgePhase, stats: Stats) -> None:
+    """Write the verdicts into ``df``; a stopped judge phase stops the run's record too."""
+    _fill_unfinished(phase.out, phase.stats)
+    phase.apply()
+    stats.stopped = stats.stopped or phase.stats.stopped
+    df.attrs["nbllm"]["stopped"] = stats.stopped
 
 
 def _fill_unfinished(out: Outcomes, stats: Stats) -> None:
@@ -221,14 +234,11 @@ async def aevaluate(
         await _arun(runner, stats, progress)
         df = _frame(plan, out, stats)
         score_frame(df, plan.scorers, plan.expected)
-        if plan.judges:
-            phase = JudgePhase(df, plan.judges, plan.expected, plan.cache, max(plan.concurrency))
-            phase.runner.budget = _budget_left(plan, stats)
-            phase.runner.load_cache()
+        phase = _judges(df, plan, stats)
+        if phase is not None:
             if not stats.stopped:
                 await _arun(phase.runner, phase.stats, progress)
-            _fill_unfinished(phase.out, phase.stats)
-            phase.apply()
+            _apply_judges(df, phase, stats)
         _report_stop(df, stats, plan.progress)
         return df
     finally:
