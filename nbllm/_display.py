@@ -22,6 +22,7 @@ from . import Result
 __all__ = [
     "Column",
     "Live",
+    "Throttle",
     "answer_bundle",
     "columns_bundle",
     "duration",
@@ -119,6 +120,28 @@ def answer_bundle(text: str, fmt: str, *, final: bool) -> Bundle:
     return {"text/plain": text}
 
 
+class Throttle:
+    """When a growing answer may be redrawn: at most ``rate`` redraws a second, and the redraws
+    together re-send at most ``byte_rate`` bytes a second (each one carries the whole text, so the
+    interval grows with it). One policy for %%llm, side by side and the form's sandbox."""
+
+    def __init__(self, rate: float = 10.0, byte_rate: float = 512_000) -> None:
+        self.min_interval = 1.0 / rate if rate > 0 else 0.0
+        self.byte_rate = byte_rate
+        self.last = float("-inf")
+
+    def wait(self, size: int) -> float:
+        """Seconds until a redraw that re-sends ``size`` bytes is allowed (<= 0: now)."""
+        return self.last + max(self.min_interval, size / self.byte_rate) - time.monotonic()
+
+    def due(self, size: int) -> bool:
+        return self.wait(size) <= 0
+
+    def mark(self) -> None:
+        """A redraw was sent just now."""
+        self.last = time.monotonic()
+
+
 class Live:
     """One answer that grows in place (notebook) or streams to stdout (terminal).
 
@@ -128,12 +151,10 @@ class Live:
     def __init__(self, *, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000) -> None:
         self.rich = rich
         self.fmt = fmt
-        self._min_interval = 1.0 / rate if rate > 0 else 0.0
-        self._byte_rate = byte_rate
+        self._throttle = Throttle(rate, byte_rate)
         self._copies = 2 if fmt in ("markdown", "code") else 1  # text/plain + text/markdown per update
         self._parts: list[str] = []
         self._size = 0
-        self._last = float("-inf")
         self._written = 0
         self.updates = 0
         self._handle: DisplayHandle | None = None
@@ -144,9 +165,8 @@ class Live:
     def add(self, delta: str) -> None:
         self._parts.append(delta)
         self._size += len(delta)
-        now = time.monotonic()
-        if now - self._last >= max(self._min_interval, self._copies * self._size / self._byte_rate):
-            self._last = now
+        if self._throttle.due(self._copies * self._size):
+            self._throttle.mark()
             self._push(False)
 
     def _text(self) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,17 @@ from typing import Any
 from IPython.core.display_functions import DisplayHandle
 
 from . import AsyncStream, NbllmError, Result, Stream, acomplete, astream, complete, stream
-from ._display import Column, Live, column_text, columns_bundle, footer_line, show, show_footer, update
+from ._display import (
+    Column,
+    Live,
+    Throttle,
+    column_text,
+    columns_bundle,
+    footer_line,
+    show,
+    show_footer,
+    update,
+)
 from ._loop import background_loop
 
 __all__ = ["Call", "Outcome", "StreamInterrupted", "View", "run_many", "run_one"]
@@ -148,8 +157,7 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
     if view.rich:
         handle, updates = show(columns_bundle(cols, view.fmt, final=False), display_id=True), 1
     printed: set[int] = set()
-    min_interval = 1.0 / view.rate if view.rate > 0 else 0.0
-    last = float("-inf")
+    throttle = Throttle(view.rate, view.byte_rate)
     fut: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(everything(), background_loop())
     try:
         while not finished.is_set():
@@ -157,14 +165,14 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
                 continue
             if handle is not None:
                 size = (1 if view.fmt == "text" else 2) * sum(len(p) for c in cols for p in c.parts)
-                delay = last + max(min_interval, size / view.byte_rate) - time.monotonic()
+                delay = throttle.wait(size)
                 if delay > 0 and finished.wait(delay):
                     break
             changed.clear()
             if handle is not None:
                 update(handle, columns_bundle(cols, view.fmt, final=False))
                 updates += 1
-                last = time.monotonic()
+                throttle.mark()
             else:
                 _print_finished(cols, printed)
         fut.result()

@@ -12,12 +12,11 @@ import ipywidgets as W
 
 import nbllm
 
+from ._display import Throttle
 from ._registry import Registry
 from ._widget_common import LABEL_STYLE, Worker, describe_error, esc, note, pre
 
-__all__ = ["UPDATE_INTERVAL_S", "Sandbox"]
-
-UPDATE_INTERVAL_S = 0.1  # at most ~10 output updates per second while streaming
+__all__ = ["Sandbox"]
 
 
 class Sandbox:
@@ -143,16 +142,15 @@ class Sandbox:
         error: str | None = None
         try:
             s = nbllm.stream(ep, prompt, system=system, **params)
-            last = 0.0
+            throttle = Throttle(rate=10.0, byte_rate=float("inf"))  # at most ~10 updates a second
             with s:
                 for _delta in s:
                     if self._stop.is_set():
                         break
-                    now = time.perf_counter()
-                    if now - last >= UPDATE_INTERVAL_S:
+                    if throttle.due(0):
                         self.text = s.text
                         self._render(running=True)
-                        last = now
+                        throttle.mark()
         except nbllm.NbllmError as exc:
             error = describe_error(exc)
         finally:
