@@ -66,6 +66,7 @@ class Registry:
         self._stamp: tuple[Any, ...] | None = None
         self._raw: dict[str, Any] = {"version": _VERSION, "default": None, "endpoints": {}}
         self._secrets: dict[str, str] = {}
+        self._built: dict[str, Endpoint] = {}  # valid endpoints built from the files as read
 
     # ---- reading -------------------------------------------------------------------------
     def _file_stamp(self) -> tuple[Any, ...]:
@@ -107,8 +108,17 @@ class Registry:
         raw.setdefault("default", None)
         secrets = self._read(self.secrets_path) or {}
         self._raw, self._secrets, self._stamp = raw, secrets, stamp
+        self._built = {}
 
     def _build(self, name: str) -> Endpoint:
+        """The Endpoint for a saved entry, built (and validated) once per version of the files:
+        every call by name goes through here, and an Endpoint also caches its compiled paths."""
+        ep = self._built.get(name)
+        if ep is None:
+            ep = self._built[name] = self._make(name)
+        return ep
+
+    def _make(self, name: str) -> Endpoint:
         entry = self._raw["endpoints"][name]
         if not isinstance(entry, dict):
             raise ConfigError(f"entry {name!r} in {self.path} is not an object", field=name)
@@ -142,6 +152,7 @@ class Registry:
                 _atomic_write(self.path, self._raw, 0o644)
                 _atomic_write(self.secrets_path, self._secrets, 0o600)
                 self._stamp = self._file_stamp()
+                self._built = {}  # entries changed in memory: build them afresh
 
     def _store(self, ep: Endpoint) -> None:
         entry = ep.to_dict()

@@ -89,6 +89,19 @@ def test_invalid_entry_is_reported_and_kept(_isolated_config: Path) -> None:
     assert json.loads(path.read_text())["endpoints"]["bad"] == {"url": "http://h/v1", "colour": "blue"}
 
 
+def test_built_endpoints_are_reused_but_never_stale(_isolated_config: Path) -> None:
+    reg = nbllm.registry()
+    reg.add(Endpoint(name="a", url="http://h/v1", timeout=5))
+    first = reg.get("a")
+    assert reg.get("a") is first  # built once per version of the files (calls by name reuse it)
+    reg.update("a", timeout=6)  # update() reads the entry inside its own transaction
+    assert reg.get("a").timeout == 6
+    Registry(_isolated_config).update("a", timeout=7)  # another object (another kernel)
+    assert reg.get("a").timeout == 7
+    reg.rename("a", "b")
+    assert reg.get("b").timeout == 7 and "a" not in reg
+
+
 def test_writes_are_atomic_no_temp_files_left(_isolated_config: Path) -> None:
     reg = nbllm.registry()
     for i in range(5):
