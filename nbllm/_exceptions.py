@@ -17,12 +17,16 @@ NbllmError(Exception)                     base: catch this to catch everything n
 ```
 
 Every error's message says what failed, where (endpoint name and URL) and what to try.
-No message ever contains an API key: the client never formats headers into errors.
+No message ever contains an API key or a credential in a URL: every message, URL and hint passes
+through ``_redact.redact`` (remembered keys, ``Bearer …`` values, URL passwords and key/token/sig
+query values are masked), so even a server that echoes the key back cannot leak it here.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ._redact import mask_url, redact
 
 __all__ = [
     "ConfigError",
@@ -55,10 +59,10 @@ class NbllmError(Exception):
         url: str | None = None,
         hint: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = redact(message)
         self.endpoint = endpoint
-        self.url = url
-        self.hint = hint
+        self.url = mask_url(url) if url else url
+        self.hint = redact(hint) if hint else hint
         self.retries = 0
         super().__init__(self._format())
 
@@ -140,8 +144,8 @@ class HTTPStatusError(NbllmError):
         **kw: Any,
     ) -> None:
         self.status_code = status_code
-        self.server_message = server_message
-        self.body = body
+        self.server_message = redact(server_message)
+        self.body = redact(body)
         self.retry_after = retry_after
         super().__init__(message, **kw)
 
@@ -164,7 +168,7 @@ class ExtractionError(NbllmError):
 
     def __init__(self, message: str, *, path: str, sample: str, **kw: Any) -> None:
         self.path = path
-        self.sample = sample
+        self.sample = redact(sample)
         super().__init__(message, **kw)
 
 
