@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 __all__ = ["MASK", "forget_all", "mask_url", "redact", "redact_obj", "remember"]
 
@@ -102,9 +102,11 @@ def mask_url(url: str) -> str:
         netloc = f"{user}:{MASK}@{host}" if user else f"{MASK}@{host}"
     query = parts.query
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(_norm(k) in SECRET_PARAMS for k, _ in pairs):
-            query = urlencode([(k, MASK if _norm(k) in SECRET_PARAMS else v) for k, v in pairs], safe=MASK)
+        pieces = []
+        for piece in query.split("&"):
+            name, eq, _ = piece.partition("=")
+            pieces.append(f"{name}={MASK}" if eq and _norm(unquote_plus(name)) in SECRET_PARAMS else piece)
+        query = "&".join(pieces)
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
