@@ -121,7 +121,7 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
     if "://" in text:
         text = _URL_RE.sub(lambda m: mask_url(m.group(0)), text)
-    elif "=" in text:
+    if "=" in text:
         text = _QUERY_SECRET_RE.sub(r"\1" + MASK, text)
     if " " in text:
         text = _AUTH_RE.sub(lambda m: f"{m.group(1)} {MASK}", text)
