@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -106,6 +107,24 @@ def test_rerun_uses_the_cache_and_the_magic_works(executed: Any) -> None:
     assert "reloaded 24 rows" in reload
 
 
+def _wait_for_cached_rows(path: Path, *, at_least: int, timeout: float) -> None:
+    """Poll the evaluation cache (sqlite, WAL) from outside the kernel until it holds rows."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                    if db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] >= at_least:
+                        return
+            except sqlite3.OperationalError:  # created but no table yet
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"no {at_least} cached rows in {path} after {timeout} s")
+
+
 def test_kernel_interrupt_returns_finished_rows_then_resume(tmp_path: Path) -> None:
     """The stop button (SIGINT to a real ipykernel) mid-run: the cell returns at once with every
     row; the same call again runs only the unfinished ones."""
@@ -142,7 +161,9 @@ def test_kernel_interrupt_returns_finished_rows_then_resume(tmp_path: Path) -> N
         import time
 
         msg_id = kc.execute("df = nbllm.evaluate(cases, 'slow', concurrency=2)\nprint('returned', len(df))")
-        time.sleep(1.25)  # about two answered at 0.5 s, two more at 1.0 s, two in flight
+        # interrupt once the run is under way: its first answers reached the cache (a fixed sleep
+        # interrupted a loaded machine before evaluate() had even started its loop)
+        _wait_for_cached_rows(tmp_path / "eval-cache.sqlite3", at_least=1, timeout=60)
         km.interrupt_kernel()
         t0 = time.perf_counter()
         while True:
