@@ -62,6 +62,8 @@ _TMP_PREFIXES = (".endpoints.json.", ".secrets.json.")
 #: key of ``problems()`` reporting a ``default`` that is not a name (no endpoint can be named so)
 DEFAULT_PROBLEM = "(default)"
 _WARNED: set[str] = set()
+#: fields whose value a message never shows
+_SECRET_FIELDS = frozenset({"api_key", "headers"})
 
 
 def config_dir() -> Path:
@@ -199,9 +201,11 @@ def _check_entry(entry: dict[str, Any]) -> None:
         if tp is None:
             continue
         if not _accepts(tp, value):
-            shown = json.dumps(value, ensure_ascii=False)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise ConfigError(f"must be {_describe(tp)}, got {_json_type(value)} ({shown})", field=fld)
+            got = _json_type(value)
+            if fld not in _SECRET_FIELDS:  # a key (or an auth header) is never shown
+                shown = json.dumps(value, ensure_ascii=False)
+                got += f" ({shown if len(shown) <= 40 else shown[:37] + '...'})"
+            raise ConfigError(f"must be {_describe(tp)}, got {got}", field=fld)
         bad = _non_finite(value)
         if bad:
             raise ConfigError(
@@ -424,6 +428,7 @@ class Registry:
                 self._stamp = None  # changes made in memory were not saved: read the files again
                 raise
             self._built = {}  # entries changed in memory: build them afresh
+            self._tidy()  # what a save killed in another process left
 
     def _commit(self, before: dict[str, Any]) -> None:
         """Write the state in memory (see the module docstring for the order)."""

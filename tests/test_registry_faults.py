@@ -349,6 +349,9 @@ def test_next_open_removes_key_bearing_temp_files_and_stale_generations(_isolate
     assert reg.get("a").api_key == Secret(KA)
     assert sorted(p.name for p in d.iterdir()) == [".lock", "endpoints.json", "secrets.json"]
     assert json.loads((d / "secrets.json").read_text()) == {f"#{gen}": {"a": KA}}
+    (d / ".secrets.json.zz.tmp").write_text(json.dumps({"a": KB}))  # another process killed now:
+    reg.update("a", timeout=3)  # the next save (of a registry opened long ago) removes it too
+    assert sorted(p.name for p in d.iterdir()) == [".lock", "endpoints.json", "secrets.json"]
 
 
 def test_legacy_files_are_read_and_moved_to_generations_keeping_every_key(_isolated_config: Path) -> None:
@@ -528,6 +531,7 @@ def test_stored_key_of_the_wrong_type_is_a_problem_of_that_entry(_isolated_confi
         {f"#{gen}": {"ok": KA, "bad": key}},
     )
     assert Registry(_isolated_config).get("ok").api_key == Secret(KA)
+    assert "sk-x" not in Registry(_isolated_config).problems()["bad"]  # a key is never shown
     assert_others_keep_working(_isolated_config, "bad", "api_key")
     assert Registry(_isolated_config).get("ok").api_key == Secret(KA)  # its key survived the save
 
