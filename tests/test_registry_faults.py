@@ -665,3 +665,19 @@ def test_secrets_file_readable_by_others_is_fixed_with_one_warning(
         warnings.simplefilter("error")
         assert Registry(_isolated_config).get("a").api_key == Secret(KA)
     assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+
+
+def test_magic_param_nan_lowercase_is_text_and_the_file_stays_strict(_isolated_config: Path) -> None:
+    """``--param K=V`` parses V as JSON when it can: lowercase ``nan``/``inf`` are not JSON, so
+    they are kept as text (like ``--param stop=END``); what is written is strict JSON."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = InteractiveShell.instance() if InteractiveShell.initialized() else get_ipython()
+    shell.run_line_magic("load_ext", "nbllm")
+    assert shell.run_cell("%llm_model add x --url http://h/v1 --param temperature=nan --param t=inf").success
+    assert nbllm.registry().get("x").params == {"temperature": "nan", "t": "inf"}
+    assert strict_json((_isolated_config / "endpoints.json").read_text())["endpoints"]["x"]["params"] == {
+        "temperature": "nan",
+        "t": "inf",
+    }
