@@ -171,8 +171,10 @@ def _json_obj(fld: str, value: Any, *, kind: type = dict) -> Any:
     if not isinstance(value, kind):
         raise _err(fld, f"must be a JSON {'object' if kind is dict else 'value'}, got {type(value).__name__}")
     try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
+        json.dumps(value, allow_nan=False)  # strict JSON: what the registry file can hold
+    except ValueError as exc:
+        raise _err(fld, "holds NaN or Infinity, which JSON cannot represent; use a finite number") from exc
+    except TypeError as exc:
         raise _err(fld, f"must be JSON-serialisable: {exc}") from exc
     return value
 

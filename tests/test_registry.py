@@ -51,7 +51,8 @@ def test_keys_live_only_in_the_0600_secrets_file(_isolated_config: Path) -> None
     main = (_isolated_config / "endpoints.json").read_text()
     assert "sk-very-secret" not in main
     secrets = _isolated_config / "secrets.json"
-    assert json.loads(secrets.read_text()) == {"a": "sk-very-secret-value"}
+    gen = json.loads(main)["secrets"]  # endpoints.json names the generation of keys it goes with
+    assert json.loads(secrets.read_text()) == {f"#{gen}": {"a": "sk-very-secret-value"}}
     assert stat.S_IMODE(os.stat(secrets).st_mode) == 0o600
     assert "sk-very" not in repr(reg) and "sk-very" not in repr(reg.get("a"))
 
@@ -115,3 +116,20 @@ def test_registry_follows_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     nbllm.registry().add(Endpoint(name="one", url="http://h/v1"))
     monkeypatch.setenv("NBLLM_CONFIG_DIR", str(tmp_path / "two"))
     assert nbllm.registry().names() == []
+
+
+def test_a_call_by_name_reads_no_file_until_one_changes(
+    _isolated_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """get() is on the hot path of every call: it stats the two files, reads them only on change."""
+    reg = nbllm.registry()
+    reg.add(Endpoint(name="a", url="http://h/v1", api_key="sk-key-0123456789"))
+    reads = []
+    real = reg._parse
+    monkeypatch.setattr(reg, "_parse", lambda: reads.append(1) or real())
+    first = reg.get("a")
+    for _ in range(200):
+        assert reg.get("a") is first
+    assert reads == []
+    Registry(_isolated_config).update("a", timeout=9)  # another kernel saves
+    assert reg.get("a").timeout == 9 and len(reads) == 1
