@@ -135,7 +135,8 @@ class Run:
         if delay is None:
             if self.attempts.count:
                 err.gave_up_after(self.attempts.count)
-            raise err from (exc if err is not exc else None)
+            # the mapped error names its cause (none when the original may quote a key)
+            raise err from (err.__cause__ if err is not exc else None)
         return delay
 
     def done(self, result: Result) -> Result:

@@ -20,7 +20,7 @@ import re
 import threading
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-__all__ = ["MASK", "forget_all", "mask_url", "redact", "redact_obj", "remember"]
+__all__ = ["MASK", "contains_secret", "forget_all", "mask_url", "redact", "redact_obj", "remember"]
 
 MASK = "••••"
 
@@ -85,6 +85,11 @@ def forget_all() -> None:
     global _KNOWN, _PATTERN
     with _LOCK:
         _KNOWN, _PATTERN = frozenset(), None
+
+
+def contains_secret(text: str) -> bool:
+    """Whether a remembered secret occurs in ``text`` (cheap: plain substring searches)."""
+    return bool(text) and any(k in text for k in _KNOWN)
 
 
 def mask_url(url: str) -> str:
