@@ -101,8 +101,9 @@ def url_secrets(url: str) -> list[str]:
     except ValueError:
         return []
     found = []
-    if parts.password:
-        found += [parts.password, unquote(parts.password)]
+    secret = parts.password or parts.username  # https://TOKEN@host: the name is the credential
+    if secret:
+        found += [secret, unquote(secret)]
     for name, value in parse_qsl(parts.query, keep_blank_values=False):
         if name.lower().replace("-", "_") in SECRET_PARAMS:
             found.append(value)
