@@ -335,6 +335,12 @@ class Endpoint:
             s("headers", {k: v.strip() for k, v in self.headers.items()})
         if not _HEADER_RE.match(self.auth_header):
             raise _err("auth_header", f"{self.auth_header!r} is not a valid header name")
+        if not isinstance(self.auth_scheme, str) or (
+            self.auth_scheme and not _HEADER_RE.match(self.auth_scheme)
+        ):
+            # sent before the key in the same header: a newline here would be refused by httpx
+            # with the whole header value, key included, in its message
+            raise _err("auth_scheme", f"{self.auth_scheme!r} must be one word (Bearer, Token, ...) or empty")
         for key, value in self.message_keys.items():
             if key not in ("role", "content", "name") or not isinstance(value, str) or not value:
                 raise _err(

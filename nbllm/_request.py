@@ -7,6 +7,7 @@ included: AutoDev ``customFields``), then the call's own parameters.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import math
@@ -104,6 +105,9 @@ def url_secrets(url: str) -> list[str]:
     secret = parts.password or parts.username  # https://TOKEN@host: the name is the credential
     if secret:
         found += [secret, unquote(secret)]
+        # what httpx sends for it (Authorization: Basic ...), which a server may echo
+        basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        found.append(base64.b64encode(basic.encode()).decode())
     for name, value in parse_qsl(parts.query, keep_blank_values=False):
         if name.lower().replace("-", "_") in SECRET_PARAMS:
             found.append(value)
