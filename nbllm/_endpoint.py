@@ -21,14 +21,22 @@ from ._exceptions import ConfigError
 from ._extract import compile_path
 from ._redact import mask_url
 
-__all__ = ["AUTH_LIKE_HEADERS", "Endpoint", "Secret", "check_key", "deep_merge", "is_auth_header"]
+__all__ = [
+    "AUTH_LIKE_HEADERS",
+    "Endpoint",
+    "Secret",
+    "check_key",
+    "deep_merge",
+    "is_auth_header",
+    "masked_headers",
+]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,100}$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,100}\Z")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # a handler is "package.module:attribute", or the name of a provider registered in the kernel
-_HANDLER_RE = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[\w.-]+)$")
+_HANDLER_RE = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[\w.-]+)\Z")
 _PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")
 _TEMPLATE_NAMES = frozenset(
     {
@@ -111,6 +119,11 @@ def is_auth_header(name: str) -> bool:
     ``X-Auth-Token``, ``Cookie`` ...)."""
     low = name.lower()
     return low in AUTH_LIKE_HEADERS or any(w in low for w in _AUTH_WORDS)
+
+
+def masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` for display: the values of auth-like headers replaced by ``••••``."""
+    return {k: "••••" if is_auth_header(k) else v for k, v in headers.items()}
 
 
 def check_key(value: str, *, source: str, fld: str = "api_key", endpoint: str | None = None) -> str:

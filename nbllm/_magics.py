@@ -32,11 +32,11 @@ from traitlets import Enum, Float
 
 from . import Endpoint, HTTPStatusError, NbllmError, Result, complete, registry, stream
 from ._display import duration, show, table_bundle
-from ._endpoint import is_auth_header
+from ._endpoint import masked_headers
 from ._interpolate import interpolate, split_json_object, split_line
 from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
 from ._magic_run import Call, Outcome, StreamInterrupted, View, run_many, run_one
-from ._redact import MASK, mask_url
+from ._redact import mask_url
 
 __all__ = ["LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -215,7 +215,7 @@ class LLMMagics(Magics):
             if f.name == "url":
                 value = mask_url(value)
             elif f.name == "headers":  # an Authorization / X-Api-Key value is a key
-                value = {k: MASK if is_auth_header(k) else v for k, v in value.items()}
+                value = masked_headers(value)
             shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
             rows.append([f.name, "-" if value is None else shown])
         show(table_bundle(["field", "value"], rows), raw=True)

@@ -442,3 +442,115 @@ def test_saved_notebook_holds_no_key(
     assert_clean([outputs], "notebook outputs")
     raw = path.read_text(encoding="utf-8")
     assert KEY_ENV not in raw and raw.count(q) == 1  # only in the source of the cell that typed it
+
+
+def test_widget_cards_mask_urls_and_auth_headers(server: EchoServer) -> None:
+    pytest.importorskip("ipywidgets")
+    from nbllm._widget_cards import connection_report, details_html
+
+    searched = 0
+    for ep in endpoints(server.base, "echo") + endpoints(server.base, "deny"):
+        html = details_html(ep, is_default=False)
+        assert ("••••" in html) == (ep.name.split("-", 1)[1] != "env")  # env keys show as env:VAR
+        ok, report = connection_report(ep)
+        assert ok == ep.name.startswith("echo-"), report
+        searched += assert_clean([html, report], f"{ep.name} widget card")
+    assert searched == 32
+
+
+# ---- the pure pieces, one by one ---------------------------------------------------------------
+
+
+def test_a_key_split_over_two_deltas_is_masked_in_the_result() -> None:
+    from nbllm._request import build_request, normalize_messages
+    from nbllm._response import CallState
+
+    ep = Endpoint(name="x", url="http://127.0.0.1:9/v1", api_key=KEY_LIT)
+    spec = build_request(ep, normalize_messages("q"), {}, stream=True, api_key=KEY_LIT)
+    assert spec.secrets == (KEY_LIT,) and KEY_LIT not in repr(spec)
+    state = CallState(ep, spec, t0=0.0)
+    state.start(200, {"content-type": "text/event-stream"})
+    half = len(KEY_LIT) // 2
+    for piece in ("your key is ", KEY_LIT[:half], KEY_LIT[half:], f" (again: {KEY_LIT})"):
+        state.feed(b"data: " + json.dumps({"choices": [{"delta": {"content": piece}}]}).encode() + b"\n\n")
+    r = state.finish()
+    assert r.text == "your key is •••• (again: ••••)"
+    assert_clean(_result_texts(r), "split key")
+
+
+def test_an_error_body_is_redacted_before_it_is_cut() -> None:
+    from nbllm._request import build_request, normalize_messages
+    from nbllm._response import CallState
+
+    ep = Endpoint(name="x", url="http://127.0.0.1:9/v1", api_key=KEY_LIT)
+    spec = build_request(ep, normalize_messages("q"), {}, stream=False, api_key=KEY_LIT)
+    state = CallState(ep, spec, t0=0.0)
+    state.start(401, {"content-type": "text/plain"})
+    state.feed(("x" * (2000 - len(KEY_LIT) // 2) + KEY_LIT + " tail").encode())  # the key spans the cut
+    with pytest.raises(nbllm.HTTPStatusError) as info:
+        state.finish()
+    texts = exception_texts(info.value)
+    half = KEY_LIT[: len(KEY_LIT) // 2]
+    assert not any(half in t for t in texts)
+
+
+def test_local_failures_are_not_retried_network_ones_are() -> None:
+    import httpx
+
+    from nbllm._response import map_transport_error
+
+    ep = Endpoint(name="x", url="http://127.0.0.1:9/v1")
+    url = ep.request_url
+    assert map_transport_error(httpx.ReadError("reset"), ep, url).retryable  # type: ignore[attr-defined]
+    assert map_transport_error(httpx.ConnectError("refused"), ep, url).retryable  # type: ignore[attr-defined]
+    for exc in (
+        httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY_LIT}\\n'"),
+        httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'ftp://'"),
+        UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range(128)"),
+    ):
+        err = map_transport_error(exc, ep, url)
+        assert isinstance(err, RequestError) and not err.retryable, exc
+    err = map_transport_error(httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY_LIT}'"), ep, url)
+    assert err.__cause__ is None and "header value is not allowed" in str(err)
+    assert_clean(exception_texts(err), "LocalProtocolError")
+
+
+def test_the_log_filter_masks_httpx_records_whatever_their_arguments() -> None:
+    import httpx
+
+    from nbllm._client import _LOG_FILTER, install_log_filter
+    from nbllm._redact import remember
+
+    install_log_filter()
+    install_log_filter()  # once per logger, however often it is called
+    assert logging.getLogger("httpx").filters.count(_LOG_FILTER) == 1
+    remember(KEY_HDR)
+    url = httpx.URL(f"http://user:{URL_PW}@h/v1?sig={URL_SECRETS['sig']}")
+    record = logging.LogRecord("httpx", logging.INFO, "f", 1, 'HTTP Request: %s %s "%s %d %s"', None, None)
+    record.args = ("POST", url, "HTTP/1.1", 200, "OK")
+    assert _LOG_FILTER.filter(record)
+    text = record.getMessage()
+    assert text.startswith("HTTP Request: POST http://user:••••@h/v1?sig=••••") and text.endswith('200 OK"')
+    echoed = logging.LogRecord("httpx", logging.DEBUG, "f", 1, f"got {KEY_HDR}", None, None)
+    _LOG_FILTER.filter(echoed)
+    assert_clean([text, echoed.getMessage()], "log filter")
+
+
+def test_auth_scheme_must_be_one_word() -> None:
+    for bad in ("Bearer\n", "Bear er", "Bearer\x00"):
+        with pytest.raises(ConfigError, match="auth_scheme"):
+            Endpoint(name="x", url="http://h/v1", api_key=KEY_LIT, auth_scheme=bad)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"auth_header": "Authorization\n"},
+        {"api_key_env": "MY_KEY\n"},
+        {"name": "x\n"},
+        {"headers": {"X-A\n": "1"}},
+    ],
+)
+def test_a_trailing_newline_does_not_slip_past_name_checks(given: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        Endpoint(**{"name": "x", "url": "http://h/v1", **given})
