@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import itertools
+import logging
 import ssl
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._endpoint import Endpoint
 from ._exceptions import HandlerError, NbllmError
 from ._providers import ahandler_pieces, handler_pieces, handler_streams
+from ._redact import redact
 from ._request import RequestSpec
 from ._response import Attempts, CallState, map_transport_error
 from ._result import Delta, Result
@@ -36,6 +38,46 @@ _SYNC: dict[Any, httpx.Client] = {}
 _ASYNC: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Iterator[httpx.AsyncClient]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+class _RedactFilter(logging.Filter):
+    """Masks keys and URL credentials in httpx's and httpcore's own log records (httpx logs
+    every request's full URL at INFO, ``?api_key=...`` included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        args = record.args
+        if isinstance(args, tuple) and args:
+            record.args = tuple(_redact_arg(a) for a in args)
+        elif isinstance(args, dict):
+            record.args = {k: _redact_arg(v) for k, v in args.items()}
+        return True
+
+
+def _redact_arg(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float)):  # kept: "%d" needs a number
+        return value
+    text = str(value)  # an httpx.URL, bytes of a header list...
+    clean = redact(text)
+    return value if clean == text else clean
+
+
+_LOG_FILTER = _RedactFilter()
+_FILTERED = False
+_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy")
+
+
+def install_log_filter() -> None:
+    """Put the redacting filter on httpx's loggers, once (a logger's filters apply only to its
+    own records, so each one gets it). Called by the first call (``Run``), so it also covers
+    an injected ``client=``."""
+    global _FILTERED
+    _FILTERED = True
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _LOG_FILTER not in logger.filters:
+            logger.addFilter(_LOG_FILTER)
 
 
 _SSL: dict[bool | str, ssl.SSLContext] = {}
@@ -112,6 +154,8 @@ class Run:
         messages: list[dict[str, Any]] | None = None,
         params: dict[str, Any] | None = None,
     ):
+        if not _FILTERED:
+            install_log_filter()
         self.ep = ep
         self.spec = spec
         self.handler = handler
@@ -135,7 +179,8 @@ class Run:
         if delay is None:
             if self.attempts.count:
                 err.gave_up_after(self.attempts.count)
-            raise err from (exc if err is not exc else None)
+            # the mapped error names its cause (none when the original may quote a key)
+            raise err from (err.__cause__ if err is not exc else None)
         return delay
 
     def done(self, result: Result) -> Result:

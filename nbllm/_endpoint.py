@@ -19,14 +19,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ._exceptions import ConfigError
 from ._extract import compile_path
+from ._redact import mask_url
 
-__all__ = ["Endpoint", "Secret", "deep_merge"]
+__all__ = [
+    "AUTH_LIKE_HEADERS",
+    "Endpoint",
+    "Secret",
+    "check_key",
+    "deep_merge",
+    "is_auth_header",
+    "masked_headers",
+]
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,100}$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,100}\Z")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # a handler is "package.module:attribute", or the name of a provider registered in the kernel
-_HANDLER_RE = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[\w.-]+)$")
+_HANDLER_RE = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[\w.-]+)\Z")
 _PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")
 _TEMPLATE_NAMES = frozenset(
     {
@@ -96,6 +106,53 @@ _DEFAULT_PATHS: dict[str, dict[str, str]] = {
 _PATH_FIELDS = tuple(_DEFAULT_PATHS["openai-chat"])
 
 
+#: Header names whose values are credentials (compared lower-cased): their values are
+#: remembered for redaction before sending and masked wherever nbllm shows an endpoint.
+AUTH_LIKE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key", "apikey", "x-goog-api-key"}
+)
+_AUTH_WORDS = ("key", "token", "secret", "auth", "password", "signature", "credential", "session")
+
+
+def is_auth_header(name: str) -> bool:
+    """Whether a header of this name carries a credential (``Authorization``, ``X-Api-Key``,
+    ``X-Auth-Token``, ``Cookie`` ...)."""
+    low = name.lower()
+    return low in AUTH_LIKE_HEADERS or any(w in low for w in _AUTH_WORDS)
+
+
+def masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` for display: the values of auth-like headers replaced by ``••••``."""
+    return {k: "••••" if is_auth_header(k) else v for k, v in headers.items()}
+
+
+def check_key(value: str, *, source: str, fld: str = "api_key", endpoint: str | None = None) -> str:
+    """``value`` with surrounding whitespace stripped, or ``ConfigError`` if what is left cannot
+    be sent in a header (control characters, inner whitespace, non-ASCII). The error names the
+    problem and its position, never the key: a key pasted from a file or an env var often ends
+    in a newline, which httpx would otherwise refuse with the whole key in its message."""
+    key = value.strip()
+    for i, ch in enumerate(key):
+        if not ("!" <= ch <= "~"):
+            what = (
+                "a space"
+                if ch == " "
+                else "whitespace"
+                if ch.isspace()
+                else "a control character"
+                if ord(ch) < 32 or ord(ch) == 127
+                else "a non-ASCII character"
+            )
+            raise ConfigError(
+                f"the key from {source} contains {what} at position {i + 1} of {len(key)} "
+                "(after stripping surrounding whitespace); it cannot be sent in a header",
+                field=fld,
+                endpoint=endpoint,
+                hint="copy the key again: an API key is one word of printable ASCII characters",
+            )
+    return key
+
+
 class Secret:
     """An API key that never shows itself: ``repr``/``str`` give ``••••1234``."""
 
@@ -123,18 +180,20 @@ class Secret:
         return hash(self._value)
 
 
-def _err(fld: str, message: str) -> ConfigError:
-    return ConfigError(message, field=fld)
+def _err(fld: str, message: str, hint: str | None = None) -> ConfigError:
+    return ConfigError(message, field=fld, hint=hint)
 
 
 def _url_parts(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _err("url", f"{url!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000/v1)")
+        raise _err(
+            "url", f"{mask_url(url)!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000/v1)"
+        )
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        raise _err("url", f"{url!r} has an invalid port") from exc
+        raise _err("url", f"{mask_url(url)!r} has an invalid port") from exc
     return parts.scheme, parts.path.rstrip("/")
 
 
@@ -226,9 +285,16 @@ class Endpoint:
                 "name",
                 f"{self.name!r} must be 1-100 characters of letters, digits and _.:@/+- (no spaces or commas)",
             )
-        if isinstance(self.api_key, str):
-            s("api_key", Secret(self.api_key) if self.api_key else None)
-        elif self.api_key is not None and not isinstance(self.api_key, Secret):
+        if isinstance(self.api_key, (str, Secret)):
+            raw = self.api_key if isinstance(self.api_key, str) else self.api_key.reveal()
+            if not isinstance(raw, str):
+                raise _err("api_key", "must be a string")
+            key = check_key(raw, source="api_key") if raw.strip() else ""
+            if not key:
+                s("api_key", None)
+            elif key != raw or not isinstance(self.api_key, Secret):
+                s("api_key", Secret(key))
+        elif self.api_key is not None:
             raise _err("api_key", "must be a string")
         if self.api_key_env is not None and not _ENV_RE.match(self.api_key_env):
             raise _err("api_key_env", f"{self.api_key_env!r} is not an environment variable name")
@@ -246,6 +312,20 @@ class Endpoint:
             _, path = _url_parts(self.url)
         else:
             path = ""
+        if (
+            self.url
+            and "@" in urlsplit(self.url).netloc
+            and (self.api_key or self.api_key_env)
+            and self.auth_header.lower() == "authorization"
+        ):
+            # httpx turns URL user:password into its own Authorization: Basic header, which
+            # silently replaces the key's: refuse instead of sending a request without the key
+            raise _err(
+                "url",
+                f"{mask_url(self.url)} carries user:password (sent as Basic auth) and a key is set for "
+                "the Authorization header: only one can be sent",
+                hint="remove user:password from the URL, or send the key in another header (auth_header='X-Api-Key')",
+            )
         if self.type == "chat-completion":  # type: ignore[comparison-overlap]  # OpenCharacters
             s("type", "chat")
         if self.type is None:
@@ -259,10 +339,23 @@ class Endpoint:
         for key, value in self.headers.items():
             if not _HEADER_RE.match(key):
                 raise _err("headers", f"{key!r} is not a valid header name")
-            if not isinstance(value, str) or "\n" in value or "\r" in value:
-                raise _err("headers", f"value of {key!r} must be a one-line string")
+            if not isinstance(value, str) or _CTL_RE.search(value.strip()):
+                # the value is not shown: it may be a key (Authorization, X-Api-Key, ...)
+                raise _err(
+                    "headers", f"value of {key!r} must be a one-line string without control characters"
+                )
+        if any(v != v.strip() for v in self.headers.values()):
+            # surrounding whitespace (a key pasted with its newline) cannot be sent: httpx would
+            # refuse it and print the whole value in its error
+            s("headers", {k: v.strip() for k, v in self.headers.items()})
         if not _HEADER_RE.match(self.auth_header):
             raise _err("auth_header", f"{self.auth_header!r} is not a valid header name")
+        if not isinstance(self.auth_scheme, str) or (
+            self.auth_scheme and not _HEADER_RE.match(self.auth_scheme)
+        ):
+            # sent before the key in the same header: a newline here would be refused by httpx
+            # with the whole header value, key included, in its message
+            raise _err("auth_scheme", f"{self.auth_scheme!r} must be one word (Bearer, Token, ...) or empty")
         for key, value in self.message_keys.items():
             if key not in ("role", "content", "name") or not isinstance(value, str) or not value:
                 raise _err(
@@ -359,7 +452,7 @@ class Endpoint:
         return _DEFAULT_PATHS[self.dialect].get(fld)
 
     def __repr__(self) -> str:
-        shown = [f"name={self.name!r}", f"url={self.url!r}"]
+        shown = [f"name={self.name!r}", f"url={mask_url(self.url)!r}"]
         if self.model:
             shown.append(f"model={self.model!r}")
         shown += [f"type={self.type!r}", f"key={self.key_source!r}"]

@@ -31,6 +31,7 @@ from ._client import ssl_context
 from ._endpoint import Endpoint
 from ._exceptions import NbllmError
 from ._loop import background_loop, in_background_thread
+from ._redact import redact
 from ._result import Result
 
 if TYPE_CHECKING:
@@ -158,8 +159,9 @@ def _json_num(v: float) -> float | None:
 
 
 def error_text(exc: BaseException) -> str:
-    """``Type: message`` on one line (no URL, no hint: the row already names the model)."""
-    msg = exc.message if isinstance(exc, NbllmError) else str(exc)
+    """``Type: message`` on one line (no URL, no hint: the row already names the model), with
+    keys and URL credentials masked (any exception's text may quote them, not just nbllm's)."""
+    msg = exc.message if isinstance(exc, NbllmError) else redact(str(exc))
     return f"{type(exc).__name__}: {msg}".splitlines()[0]
 
 

@@ -117,9 +117,12 @@ class PromptTooLongError(NbllmError):
 
 
 class RequestError(NbllmError):
-    """The request did not get an HTTP response (network level)."""
+    """The request did not get an HTTP response (network level). ``retryable`` is false for a
+    request that could not be sent at all (retrying cannot help)."""
 
-    retryable = True
+    def __init__(self, message: str, *, retryable: bool = True, **kw: Any) -> None:
+        self.retryable = retryable
+        super().__init__(message, **kw)
 
 
 class ConnectError(RequestError):

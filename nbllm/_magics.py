@@ -32,9 +32,11 @@ from traitlets import Enum, Float
 
 from . import Endpoint, HTTPStatusError, NbllmError, Result, complete, registry, stream
 from ._display import duration, show, table_bundle
+from ._endpoint import masked_headers
 from ._interpolate import interpolate, split_json_object, split_line
 from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
 from ._magic_run import Call, Outcome, StreamInterrupted, View, run_many, run_one
+from ._redact import mask_url
 
 __all__ = ["LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -145,7 +147,7 @@ class LLMMagics(Magics):
             [
                 "*" if ep.name == default else "",
                 ep.name,
-                ep.url or f"handler {ep.handler}",
+                mask_url(ep.url) or f"handler {ep.handler}",
                 ep.model_name,
                 ep.type or "",
                 ep.key_source,
@@ -186,7 +188,7 @@ class LLMMagics(Magics):
         reg.add(ep, default=args.default, overwrite=args.replace)
         note = " (default for %%llm)" if reg.default == ep.name else ""
         print(
-            f"Added {ep.name!r}: {ep.type} endpoint, POST {ep.request_url}, model {ep.model_name!r}, "
+            f"Added {ep.name!r}: {ep.type} endpoint, POST {mask_url(ep.request_url)}, model {ep.model_name!r}, "
             f"key {ep.key_source}{note}"
         )
         if ep.secret is not None:
@@ -197,7 +199,7 @@ class LLMMagics(Magics):
         ep = reg.get(args.name)
         rows: list[list[str]] = [
             ["name", ep.name + ("  (default)" if reg.default == ep.name else "")],
-            ["request URL", ep.request_url or "-"],
+            ["request URL", mask_url(ep.request_url) or "-"],
         ]
         for f in dataclasses.fields(Endpoint):
             if f.name in ("name", "api_key") or not f.init:  # not f.init: derived, not settable
@@ -210,6 +212,10 @@ class LLMMagics(Magics):
                 default = ep.path(f.name)
                 rows.append([f.name, f"{default}  (default)" if default else "-"])
                 continue
+            if f.name == "url":
+                value = mask_url(value)
+            elif f.name == "headers":  # an Authorization / X-Api-Key value is a key
+                value = masked_headers(value)
             shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
             rows.append([f.name, "-" if value is None else shown])
         show(table_bundle(["field", "value"], rows), raw=True)
@@ -264,7 +270,7 @@ class LLMMagics(Magics):
         if not name:
             raise UsageError("%llm_model test: give a NAME (there is no default endpoint)")
         ep = reg.get(name) if name in reg else None
-        where = f" → POST {ep.request_url}" if ep is not None and ep.url else ""
+        where = f" → POST {mask_url(ep.request_url)}" if ep is not None and ep.url else ""
         print(f"Testing {name!r}{where}")
         notes: list[str] = []
         if ep is not None and ep.api_key_env and not os.environ.get(ep.api_key_env):
@@ -285,7 +291,7 @@ class LLMMagics(Magics):
             notes.append(note)
         path = urlsplit(ep.url).path if ep is not None and ep.url else ""
         if status_code in (404, 405) and ep is not None and "/v1" not in path and ep.request_url != ep.url:
-            base = ep.url.rstrip("/")
+            base = mask_url(ep.url).rstrip("/")
             note = f"the URL has no /v1; OpenAI-compatible servers usually want {base}/v1: %llm_model edit {ep.name} --url {base}/v1"
             if note not in notes:
                 notes.append(note)

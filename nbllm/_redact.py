@@ -20,7 +20,7 @@ import re
 import threading
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-__all__ = ["MASK", "forget_all", "mask_url", "redact", "redact_obj", "remember"]
+__all__ = ["MASK", "contains_secret", "forget_all", "mask_url", "redact", "redact_obj", "remember"]
 
 MASK = "••••"
 
@@ -87,10 +87,19 @@ def forget_all() -> None:
         _KNOWN, _PATTERN = frozenset(), None
 
 
+def contains_secret(text: str) -> bool:
+    """Whether a remembered secret occurs in ``text`` (cheap: plain substring searches)."""
+    return bool(text) and any(k in text for k in _KNOWN)
+
+
 def mask_url(url: str) -> str:
-    """``url`` with its password and credential-bearing query values replaced by ``••••``."""
+    """``url`` with its password (or lone user name), credential-bearing query values and any
+    remembered key replaced by ``••••``."""
     if not isinstance(url, str) or not url:
         return url
+    pattern = _PATTERN
+    if pattern is not None:  # a remembered key anywhere (even in a malformed userinfo or the path)
+        url = pattern.sub(MASK, url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -98,8 +107,9 @@ def mask_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        netloc = f"{user}:{MASK}@{host}" if user else f"{MASK}@{host}"
+        user, colon, _ = userinfo.partition(":")
+        # a user name alone (https://TOKEN@host) is the credential itself: masked too
+        netloc = f"{user}:{MASK}@{host}" if user and colon else f"{MASK}@{host}"
     query = parts.query
     if query:
         pieces = []

@@ -7,6 +7,7 @@ included: AutoDev ``customFields``), then the call's own parameters.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import math
@@ -14,11 +15,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
 
-from ._endpoint import Endpoint, deep_merge
+from ._endpoint import Endpoint, check_key, deep_merge, is_auth_header
 from ._exceptions import ConfigError, PromptTooLongError
+from ._redact import SECRET_PARAMS, mask_url, remember
 from ._result import Usage
 
 __all__ = [
@@ -38,13 +41,21 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 @dataclass(frozen=True, slots=True)
 class RequestSpec:
-    """What to send. ``headers`` may hold the key: it is excluded from ``repr``."""
+    """What to send. ``headers`` may hold the key: it is excluded from ``repr``.
+
+    ``secrets`` are the credentials this request carries (key, auth header values, URL
+    password and credential query values), already ``remember``-ed for redaction: a response
+    that contains one is scrubbed before anything of it is kept or shown."""
 
     url: str
     body: bytes
     json: Any
     stream: bool
     headers: dict[str, str] = field(repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:
+        return f"RequestSpec(url={mask_url(self.url)!r}, body={self.body!r}, stream={self.stream})"
 
 
 def normalize_messages(prompt: str | Sequence[Mapping[str, Any]], system: str | None = None) -> list[Message]:
@@ -70,16 +81,58 @@ def flatten(messages: Sequence[Mapping[str, Any]]) -> str:
 def resolve_key(ep: Endpoint, environ: Mapping[str, str]) -> str | None:
     """The key to send, or None. Never a default key: only what this endpoint was given."""
     if ep.api_key_env:
-        key = environ.get(ep.api_key_env)
-        if not key:
+        raw = environ.get(ep.api_key_env)
+        if not raw or not raw.strip():
             raise ConfigError(
-                f"environment variable {ep.api_key_env} is not set",
+                f"environment variable {ep.api_key_env} is {'empty' if raw else 'not set'}",
                 field="api_key_env",
                 endpoint=ep.name,
                 hint=f"set it (os.environ[{ep.api_key_env!r}] = ...) or change the key source",
             )
-        return key
+        remember(raw)  # before checking: even a refused key is masked wherever it may surface
+        # read at each call (the variable may change): stripped and checked here, not at config time
+        return check_key(raw, source=f"${ep.api_key_env}", fld="api_key_env", endpoint=ep.name)
     return ep.secret.reveal() if ep.secret is not None else None
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials inside a URL: its password and its key/token/sig query values."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = []
+    secret = parts.password or parts.username  # https://TOKEN@host: the name is the credential
+    if secret:
+        found += [secret, unquote(secret)]
+        # what httpx sends for it (Authorization: Basic ...), which a server may echo
+        basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        found.append(base64.b64encode(basic.encode()).decode())
+    for name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if name.lower().replace("-", "_") in SECRET_PARAMS:
+            found.append(value)
+    return found
+
+
+def request_secrets(ep: Endpoint, headers: Mapping[str, str], api_key: str | None) -> tuple[str, ...]:
+    """Every credential a request of ``ep`` carries, each ``remember``-ed for redaction."""
+    found = [api_key] if api_key else []
+    found += [v for k, v in headers.items() if is_auth_header(k)]
+    found += url_secrets(ep.request_url)
+    forms = set()
+    for value in found:
+        remember(value)
+        forms.add(value)
+        if " " in value:  # "Bearer sk-...": the credential alone is echoed too
+            remember(value.rpartition(" ")[2])
+            forms.add(value.rpartition(" ")[2])
+    # what a response is searched for: the shortest forms (a text holding "Bearer sk-1..."
+    # holds "sk-1..." too), usually just the key
+    kept: list[str] = []
+    for f in sorted(forms, key=len):
+        if len(f) >= 6 and not any(k in f for k in kept):
+            kept.append(f)
+    return tuple(kept)
 
 
 def _rename(messages: list[Message], keys: Mapping[str, str]) -> list[Message]:
@@ -158,7 +211,14 @@ def build_request(
         raw = orjson.dumps(body)  # compact UTF-8, as below, 5x faster
     except TypeError:  # e.g. an integer over 64 bits in params: the stdlib handles it
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return RequestSpec(url=ep.request_url, body=raw, json=body, stream=want_stream, headers=headers)
+    return RequestSpec(
+        url=ep.request_url,
+        body=raw,
+        json=body,
+        stream=want_stream,
+        headers=headers,
+        secrets=request_secrets(ep, headers, api_key),
+    )
 
 
 @functools.lru_cache(maxsize=8)

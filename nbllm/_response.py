@@ -28,6 +28,7 @@ from ._exceptions import (
     TimeoutError,
 )
 from ._extract import MISSING, JSONPath, compile_many, compile_path, excerpt
+from ._redact import contains_secret, redact, redact_obj
 from ._request import RequestSpec, cost_of, estimate_tokens
 from ._result import Delta, Result, Usage
 
@@ -74,9 +75,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when - (time.time() if now is None else now))
 
 
-def server_message(body: bytes) -> str:
+def server_message(body: bytes | str) -> str:
     """The server's own error text from an error body (OpenAI, FastAPI, plain text)."""
-    text = body.decode("utf-8", "replace").strip()
+    text = (body.decode("utf-8", "replace") if isinstance(body, bytes) else body).strip()
     try:
         doc = json.loads(text)
     except ValueError:
@@ -147,6 +148,9 @@ class CallState:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self._body = bytearray()
+        # the credentials this request carries: a document holding one is scrubbed before it
+        # is kept (empty for a call without a key: nothing is searched then)
+        self._secrets = spec.secrets
         self._sse: SSEDecoder | None = None
         self._ndjson: NDJSONDecoder | None = None
 
@@ -236,7 +240,9 @@ class CallState:
         if not self.matched:
             src = self._text_path.source
             # a stream's first chunk is often empty (role only): show the fullest of the first few
-            sample = excerpt(max(self.chunks[:50], key=len) if self.chunks else self.first_doc, 300)
+            sample = excerpt(
+                max(self.chunks[:50], key=len) if self.chunks else redact_obj(self.first_doc), 300
+            )
             raise ExtractionError(
                 f"the response path {src} matched nothing in the "
                 f"{'stream' if self.streamed else 'response'}; body sample: {sample}",
@@ -266,9 +272,12 @@ class CallState:
                 estimated=True,
             )
         streamed = self.streamed
+        text, reasoning = self.text, self.reasoning
+        if self._secrets:  # a key split over two deltas escaped the per-document scrub
+            text, reasoning = self._scrub(text), self._scrub(reasoning)
         return Result(
-            text=self.text,
-            reasoning=self.reasoning,
+            text=text,
+            reasoning=reasoning,
             endpoint=self.ep.name,
             model=self.ep.model_name,
             usage=usage,
@@ -293,16 +302,28 @@ class CallState:
                 return
         try:
             doc = _decode_json(data)
-            self.chunks.append(data)
         except ValueError:
             raise StreamError(
-                f"malformed {'response' if whole else 'chunk'} (not JSON): {excerpt(data, 200)}",
+                f"malformed {'response' if whole else 'chunk'} (not JSON): {excerpt(redact(data), 200)}",
                 partial_text=self.text,
                 endpoint=self.ep.name,
                 url=self.spec.url,
                 hint="the server is not sending JSON; check the URL and the stream format",
             ) from None
+        if self._secrets:
+            for secret in self._secrets:
+                if secret in data:  # the server echoed a credential: keep none of it
+                    doc = redact_obj(doc)
+                    data = json.dumps(doc, ensure_ascii=False)
+                    break
+        self.chunks.append(data)
         self.accept(doc, out, whole=whole)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                return redact(text)
+        return text
 
     def push(self, doc: Any, out: list[Delta]) -> None:
         """Take a document that did not come as text (a Python handler's output)."""
@@ -317,7 +338,7 @@ class CallState:
         if type(doc) is dict and doc.get("error"):
             raise StreamError(
                 f"the server reported an error{' mid-stream' if not whole else ''}: {message_of(doc)}",
-                partial_text=self.text,
+                partial_text=self._scrub(self.text),
                 endpoint=self.ep.name,
                 url=self.spec.url,
             )
@@ -351,7 +372,8 @@ class CallState:
             self.completion_tokens = values[self._ci]
 
     def _http_error(self) -> HTTPStatusError:
-        body = bytes(self._body)
+        # redacted whole, before any excerpt: a cut could otherwise keep half a key
+        body = redact(bytes(self._body).decode("utf-8", "replace"))
         msg = server_message(body) if body else ""
         hint = _HINTS.get(
             self.status,
@@ -363,7 +385,7 @@ class CallState:
             f"HTTP {self.status}" + (f": {msg}" if msg else ""),
             status_code=self.status,
             server_message=msg,
-            body=body.decode("utf-8", "replace")[:2000],
+            body=body[:2000],
             retry_after=self.retry_after,
             endpoint=self.ep.name,
             url=self.spec.url,
@@ -372,11 +394,26 @@ class CallState:
 
 
 def map_transport_error(exc: BaseException, ep: Endpoint, url: str, partial: str = "") -> NbllmError:
-    """Turn an httpx transport exception into nbllm's tree (the original is the __cause__)."""
+    """Turn an httpx transport exception into nbllm's tree (the original is the __cause__,
+    except for a request httpx refused to send: its message may quote a header value)."""
     import httpx
 
     if isinstance(exc, NbllmError):
         return exc
+    if partial and contains_secret(partial):
+        partial = redact(partial)
+    if isinstance(exc, httpx.LocalProtocolError):
+        # the request could not even be written (an illegal header value, say): retrying cannot
+        # help, and httpx's message quotes the offending value, which may be the key. So neither
+        # its text nor the exception itself (as __cause__) goes with the error.
+        return RequestError(
+            "the request could not be sent: httpx refused it before anything went out "
+            f"({'a header value is not allowed' if 'header' in str(exc).lower() else 'local protocol error'})",
+            endpoint=ep.name,
+            url=url,
+            retryable=False,
+            hint="check the key and the endpoint's headers: no control characters, spaces or non-ASCII",
+        )
     if isinstance(exc, httpx.TimeoutException):
         err: NbllmError = TimeoutError(
             f"no answer within {ep.timeout:g} s ({type(exc).__name__})",
@@ -407,7 +444,15 @@ def map_transport_error(exc: BaseException, ep: Endpoint, url: str, partial: str
             hint="the partial text is in the error's .partial_text; the server may have crashed",
         )
     else:
-        err = RequestError(f"request failed: {type(exc).__name__}: {exc}", endpoint=ep.name, url=url)
+        # only a network failure may go away on retry; a local one (a bad header, an
+        # unsupported scheme, a bug) would fail the same way again
+        err = RequestError(
+            f"request failed: {type(exc).__name__}: {exc}",
+            endpoint=ep.name,
+            url=url,
+            retryable=isinstance(exc, httpx.TransportError)
+            and not isinstance(exc, httpx.UnsupportedProtocol),
+        )
     err.__cause__ = exc
     return err
 

@@ -10,6 +10,8 @@ import ipywidgets as W
 
 import nbllm
 
+from ._endpoint import masked_headers
+from ._redact import mask_url
 from ._widget_common import describe_error, esc, note, pre, show
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ def _secs(value: float | None) -> str:
 def connection_report(ep: nbllm.Endpoint, prompt: str = TEST_PROMPT) -> tuple[bool, str]:
     """Send one short prompt to ``ep``; (ok, HTML) with status, latency, time to first token,
     a sample of the raw response and the text the endpoint's JSONPath extracted from it."""
-    where = note(f"POST {ep.request_url or ep.handler}", "muted")
+    where = note(f"POST {mask_url(ep.request_url) or ep.handler}", "muted")
     try:
         with nbllm.stream(ep, prompt, max_tokens=32) as s:
             for _ in s:
@@ -101,18 +103,20 @@ def connection_report(ep: nbllm.Endpoint, prompt: str = TEST_PROMPT) -> tuple[bo
 def details_html(ep: nbllm.Endpoint, is_default: bool) -> str:
     """Every setting of ``ep`` as a table; the key only as its masked ``key_source``."""
     rows: dict[str, Any] = {
-        "request URL": ep.request_url or f"handler {ep.handler}",
+        "request URL": mask_url(ep.request_url) or f"handler {ep.handler}",
         "API key": ep.key_source,
         "default": "yes" if is_default else "no",
     }
     for key, value in ep.to_dict().items():
         if key not in ("name", "api_key_env"):
-            rows[key] = value
+            rows[key] = (
+                mask_url(value) if key == "url" else masked_headers(value) if key == "headers" else value
+            )
     rows["response path (effective)"] = ep.path("response_path")
     rows["stream path (effective)"] = ep.path("stream_path")
     cells = "".join(
         f"<tr><td style='padding:1px 12px 1px 0;color:#5f6368;vertical-align:top'>{esc(k)}</td>"
-        f"<td style='font-family:monospace'>{esc(v if isinstance(v, str) else json.dumps(v))}</td></tr>"
+        f"<td style='font-family:monospace'>{esc(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}</td></tr>"
         for k, v in rows.items()
     )
     return f"<table class='nbllm-details' style='font-size:12px'>{cells}</table>"
@@ -190,7 +194,7 @@ class ModelCard:
             f"<div><b style='font-size:14px'>{esc(ep.name)}</b>{badge} "
             f"<span style='color:#5f6368'>{esc(ep.type)}{model} · key: {esc(ep.key_source)}</span></div>"
             f"<div style='color:#5f6368;font-family:monospace;font-size:12px'>"
-            f"{esc(ep.request_url or 'handler ' + str(ep.handler))}</div>"
+            f"{esc(mask_url(ep.request_url) or 'handler ' + str(ep.handler))}</div>"
         )
         self.default_button.disabled = is_default
         if self._showing == "details":
@@ -226,7 +230,7 @@ class ModelCard:
         if ep is None:
             return
         self.test_button.disabled = True
-        self._show("test", note(f"Testing… POST {ep.request_url}", "muted"))
+        self._show("test", note(f"Testing… POST {mask_url(ep.request_url)}", "muted"))
 
         def run() -> None:
             try:

@@ -17,6 +17,7 @@ import ipywidgets as W
 
 from ._endpoint import Endpoint, Secret
 from ._exceptions import ConfigError
+from ._redact import mask_url
 from ._registry import Registry
 from ._widget_common import LABEL_STYLE, FieldError, esc, note, show
 
@@ -394,7 +395,9 @@ class EndpointForm:
             return self._fail({exc.field or "": _strip_field(exc)})
         verb = "Added" if self.editing is None else "Saved"
         self.reset()
-        self.status.value = note(f"✓ {verb} {ep.name!r} → {ep.request_url} (key: {ep.key_source})", "ok")
+        self.status.value = note(
+            f"✓ {verb} {ep.name!r} → {mask_url(ep.request_url)} (key: {ep.key_source})", "ok"
+        )
         self._on_saved(ep.name)
         return ep
 

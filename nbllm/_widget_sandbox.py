@@ -13,6 +13,7 @@ import ipywidgets as W
 import nbllm
 
 from ._display import Throttle
+from ._redact import mask_url
 from ._registry import Registry
 from ._widget_common import LABEL_STYLE, Worker, describe_error, esc, note, pre
 
@@ -122,7 +123,7 @@ class Sandbox:
         self.text, self.result = "", None
         self.run_button.disabled, self.stop_button.disabled = True, False
         self._render(running=True)
-        self.stats.value = note(f"Sending to {ep.request_url or ep.handler} …", "muted")
+        self.stats.value = note(f"Sending to {mask_url(ep.request_url) or ep.handler} …", "muted")
         self._worker.start(
             "sandbox", lambda: self._stream(ep, prompt, system, params), on_error=self._crashed
         )
