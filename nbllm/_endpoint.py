@@ -254,6 +254,8 @@ class Endpoint:
             raise _err("type", f"{self.type!r} must be 'chat' or 'completion'")
         if self.stream not in STREAM_MODES:
             raise _err("stream", f"{self.stream!r} must be one of {', '.join(STREAM_MODES)}")
+        if isinstance(self.params, dict):  # named before _json_obj's generic "not serialisable"
+            s("params", check_json_value("params", self.params, error=ConfigError))
         for fld in ("headers", "body_fields", "message_keys", "params"):
             s(fld, _json_obj(fld, getattr(self, fld)))
         for key, value in self.headers.items():
@@ -282,7 +284,7 @@ class Endpoint:
             value = getattr(self, fld)
             if value is not None:
                 compile_path(value, field=fld)
-        s("params", check_json_value("params", self.params, error=ConfigError))
+        s("params", check_json_value("params", self.params, error=ConfigError))  # given as JSON text
         for fld in ("price_prompt", "price_completion"):
             value = getattr(self, fld)
             if value is not None:
