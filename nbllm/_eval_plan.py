@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +70,7 @@ def load_cases(cases: Any) -> pd.DataFrame:
         return cases.reset_index()
     if isinstance(cases, pd.Series):
         return cases.rename(cases.name or "input").to_frame().reset_index(drop=True)
-    if not isinstance(cases, (list, tuple)):
+    if isinstance(cases, (Mapping, bytes)) or not isinstance(cases, Iterable):
         raise UsageError(
             f"must be a DataFrame, a list of dicts or strings, or a file path, {got(cases)}", field="cases"
         )
@@ -101,7 +101,7 @@ def _check_columns(frame: pd.DataFrame) -> None:
 
 
 def _models(models: Any) -> list[Endpoint]:
-    if not isinstance(models, (str, Endpoint, list, tuple)):
+    if not isinstance(models, (str, Endpoint, Iterable)) or isinstance(models, bytes):
         raise UsageError(
             f"must be a model name, an Endpoint, or a list of them, {got(models)}", field="models"
         )
