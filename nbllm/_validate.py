@@ -143,8 +143,10 @@ def check_json_value(name: str, value: Any, *, error: ErrorType = UsageError) ->
 
 
 def _json(where: str, value: Any, error: ErrorType) -> Any:
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or type(value) in (str, bool, int):
         return value
+    if isinstance(value, (str, int)):  # np.str_, an IntEnum: the plain value
+        return str(value) if isinstance(value, str) else int(value)
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             raise error(
@@ -152,7 +154,7 @@ def _json(where: str, value: Any, error: ErrorType) -> Any:
                 field=where,
                 hint="give a finite number, or leave the parameter out",
             )
-        return value
+        return value if type(value) is float else float(value)  # np.float64 is a float subclass
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         changed = not isinstance(value, dict)

@@ -691,10 +691,14 @@ def test_the_table_covers_every_public_entry_point() -> None:
 def test_json_check_returns_clean_values_as_they_are_and_converts_the_rest() -> None:
     clean = {"temperature": 0.2, "stop": ["a"], "options": {"seed": 1}, "n": None}
     assert check_json_value("params", clean) is clean  # nothing copied when nothing changes
-    mixed = {"a": (np.int64(1), np.float32(0.5)), "b": np.array([[1, 2]]), "c": [np.bool_(True)]}
+    mixed = {
+        "a": (np.int64(1), np.float32(0.5), np.float64(0.25), np.str_("s")),
+        "b": np.array([[1, 2]]),
+        "c": [np.bool_(True)],
+    }
     out = check_json_value("params", mixed)
-    assert out == {"a": [1, 0.5], "b": [[1, 2]], "c": [True]}
-    assert [type(v) for v in (*out["a"], out["c"][0])] == [int, float, bool]
+    assert out == {"a": [1, 0.5, 0.25, "s"], "b": [[1, 2]], "c": [True]}
+    assert [type(v) for v in (*out["a"], out["c"][0])] == [int, float, float, str, bool]
     with pytest.raises(UsageError, match=r"params\['a'\]\['b'\]\[1\]: inf cannot be sent"):
         check_json_value("params", {"a": {"b": [1, INF]}})
     with pytest.raises(UsageError, match=r"params: keys must be strings, got int 1"):
