@@ -4,9 +4,11 @@ Each checker returns the value (converted where that is safe: a numpy scalar bec
 Python number it holds) or raises ``error`` (default ``UsageError``; ``Endpoint`` passes
 ``ConfigError``) naming the argument, the type and value it got, and what it expects:
 
-    timeout: must be a number > 0 (seconds), got float nan
+    timeout: must be a finite number > 0 (seconds), got float nan
 
-Nothing here imports numpy or pandas: numpy values are recognised by duck typing.
+Messages show the value's repr (cut to 60 characters); like every NbllmError text they pass
+through ``_redact``, so a remembered key in a wrong-typed value is still masked. Nothing here
+imports numpy or pandas: numpy values are recognised by their type's module.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from ._exceptions import ConfigError, UsageError
 
 __all__ = [
     "check_bool",
-    "check_choice",
     "check_int",
     "check_json_value",
     "check_mapping",
@@ -115,13 +116,6 @@ def check_int(
     if min is not None and number < min:
         raise _fail(name, want, value, error)
     return number
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...], *, error: ErrorType = UsageError) -> str:
-    """``value`` if it is one of ``choices``."""
-    if not isinstance(value, str) or value not in choices:
-        raise _fail(name, "one of " + ", ".join(repr(c) for c in choices), value, error)
-    return value
 
 
 def check_mapping(name: str, value: Any, *, error: ErrorType = UsageError) -> Mapping[str, Any]:
