@@ -254,7 +254,8 @@ class Endpoint:
             raise _err("type", f"{self.type!r} must be 'chat' or 'completion'")
         if self.stream not in STREAM_MODES:
             raise _err("stream", f"{self.stream!r} must be one of {', '.join(STREAM_MODES)}")
-        if isinstance(self.params, dict):  # named before _json_obj's generic "not serialisable"
+        params_as_text = isinstance(self.params, str)  # JSON text: checked once parsed, below
+        if not params_as_text:  # before _json_obj, whose "not serialisable" names no key
             s("params", check_json_value("params", self.params, error=ConfigError))
         for fld in ("headers", "body_fields", "message_keys", "params"):
             s(fld, _json_obj(fld, getattr(self, fld)))
@@ -284,7 +285,8 @@ class Endpoint:
             value = getattr(self, fld)
             if value is not None:
                 compile_path(value, field=fld)
-        s("params", check_json_value("params", self.params, error=ConfigError))  # given as JSON text
+        if params_as_text:  # json.loads accepts NaN and Infinity
+            s("params", check_json_value("params", self.params, error=ConfigError))
         for fld in ("price_prompt", "price_completion"):
             value = getattr(self, fld)
             if value is not None:

@@ -158,7 +158,7 @@ def _per_model(
 
 
 def _rpm(name: str, value: Any) -> float:
-    return check_number(name, value, above=0, allow_inf=True, unit="requests per minute")
+    return check_number(name, value, above=0, unit="requests per minute; None for no limit")
 
 
 def _concurrency(name: str, value: Any) -> int:

@@ -138,6 +138,12 @@ ENDPOINT_ROWS: list[Row] = [
     ("retries-float", lambda: ep(retries=1.5), ConfigError, ("retries", "whole number")),
     ("retries-str", lambda: ep(retries="2"), ConfigError, ("retries", "whole number", "str")),
     ("params-type", lambda: ep(params=[1]), ConfigError, ("params", "object", "list")),
+    (
+        "params-json-nan",
+        lambda: ep(params='{"temperature": NaN}'),
+        ConfigError,
+        ("params['temperature']", "NaN"),
+    ),
     ("params-nan", lambda: ep(params={"temperature": NAN}), ConfigError, ("params['temperature']", "NaN")),
     ("params-set", lambda: ep(params={"stop": {"a"}}), ConfigError, ("params['stop']", "set", "list")),
     ("handler-type", lambda: ep(handler=5), ConfigError, ("handler", "string", "int")),
