@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 from typing import Any, NoReturn
 
@@ -95,7 +96,11 @@ class EvalMagics(Magics):
         template = cell.strip("\n")
         if not template.strip():
             raise UsageError("%%llm_eval: the cell body is the prompt template, e.g. 'Answer: {question}'")
+        if not args.out.isidentifier():
+            raise UsageError(f"%%llm_eval: -o {args.out!r} is not a Python variable name")
         ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        if args.cases not in ns and not os.path.exists(os.path.expanduser(args.cases)):
+            raise UsageError(f"%%llm_eval: CASES {args.cases!r} is neither a variable nor an existing file")
         cases = ns.get(args.cases, args.cases)
         scorer_list = [ns.get(name, name) for name in args.scorer]
         df = evaluate(

@@ -645,7 +645,9 @@ MAGIC_ROWS: list[tuple[str, str, tuple[str, ...]]] = [
     ("eval-budget-nan", EVAL + "--budget nan\n{q}", ("budget", "finite")),
     ("eval-param-nan", EVAL + "-p temperature=NaN\n{q}", ("temperature", "NaN")),
     ("eval-scorer-unknown", EVAL + "-s nope\n{q}", ("nope", "exact_match")),
-    ("eval-cases-missing", "%%llm_eval /no/such/cases.csv -m x -q\n{q}", ("cases", "no such file")),
+    ("eval-cases-missing", "%%llm_eval /no/such/cases.csv -m x -q\n{q}", ("CASES", "existing file")),
+    ("eval-cases-unknown-variable", "%%llm_eval nocases -m x -q\n{q}", ("'nocases'", "variable")),
+    ("eval-output-name", EVAL + "-o 1x\n{q}", ("-o", "variable name")),
 ]
 
 
