@@ -30,6 +30,7 @@ from ._exceptions import (
     StreamError,
     TimeoutError,
     UnknownModelError,
+    UsageError,
 )
 from ._providers import Handler, register_provider
 from ._registry import Registry, registry
@@ -65,6 +66,7 @@ __all__ = [
     "TimeoutError",
     "UnknownModelError",
     "Usage",
+    "UsageError",
     "__version__",
     "acomplete",
     "aevaluate",

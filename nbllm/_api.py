@@ -22,11 +22,12 @@ from ._client import (
     sync_client,
 )
 from ._endpoint import Endpoint
-from ._exceptions import UnknownModelError
+from ._exceptions import UnknownModelError, UsageError
 from ._providers import get_handler, providers
 from ._registry import registry
 from ._request import RequestSpec, build_request, check_length, normalize_messages, resolve_key
 from ._result import Result
+from ._validate import check_json_value, check_mapping, check_str, got
 
 if TYPE_CHECKING:
     import httpx
@@ -39,6 +40,12 @@ def resolve(model: str | Endpoint) -> Endpoint:
     provider, or an Endpoint (returned as is)."""
     if isinstance(model, Endpoint):
         return model
+    if not isinstance(model, str) or not model:
+        raise UsageError(
+            f"must be a registered name or an Endpoint, {got(model)}",
+            field="model",
+            hint="see nbllm.registry().names(), or pass nbllm.Endpoint(name=..., url=...)",
+        )
     reg = registry()
     if model in reg:
         return reg.get(model)
@@ -60,6 +67,12 @@ def _prepare(
     kwargs: dict[str, Any],
     stream: bool,
 ) -> Run:
+    check_prompt(prompt)
+    if system is not None:
+        check_str("system", system, empty=True)
+    if params is not None:
+        params = check_json_value("params", check_mapping("params", params))
+    kwargs = {name: check_json_value(name, value) for name, value in kwargs.items()}
     ep = resolve(model)
     merged = {**(params or {}), **kwargs}
     messages = normalize_messages(prompt, system)
@@ -78,13 +91,49 @@ def _prepare(
     return Run(ep, spec)
 
 
+def check_prompt(prompt: Any) -> None:
+    """A prompt is a string or a non-empty list of ``{"role": str, "content": str | list}``."""
+    if isinstance(prompt, str):
+        return
+    if not isinstance(prompt, (list, tuple)):
+        raise UsageError(
+            f"must be a string or a list of messages ({{'role': ..., 'content': ...}}), {got(prompt)}",
+            field="prompt",
+        )
+    if not prompt:
+        raise UsageError("must hold at least one message, got an empty list", field="prompt")
+    for i, m in enumerate(prompt):
+        if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+            raise UsageError(
+                f"message {i} must be a dict with 'role' and 'content', {got(m)}", field="prompt"
+            )
+        check_str(f"prompt[{i}]['role']", m["role"])
+        content = m["content"]
+        if content is not None and not isinstance(content, (str, list)):
+            raise UsageError(
+                f"must be a string or a list of content parts, {got(content)}",
+                field=f"prompt[{i}]['content']",
+            )
+
+
+def _check_client(client: Any, kind: str) -> None:
+    if client is None:
+        return
+    import httpx
+
+    if not isinstance(client, getattr(httpx, kind)):
+        raise UsageError(f"must be an httpx.{kind} (or None), {got(client)}", field="client")
+
+
 def _sync(run: Run, client: httpx.Client | None) -> Stream:
+    _check_client(client, "Client")
     if run.handler is not None:
         return Stream(run, handler_events(run))
     return Stream(run, http_events(run, client or sync_client(run.ep)))
 
 
 def _async(run: Run, client: httpx.AsyncClient | None) -> AsyncStream:
+    _check_client(client, "AsyncClient")
     if run.handler is not None:
         return AsyncStream(run, ahandler_events(run))
     return AsyncStream(run, ahttp_events(run, client or async_client(run.ep)))

@@ -33,6 +33,8 @@ from types import TracebackType
 from typing import Any
 
 from nbllm._demo_replies import ERROR_EVENT, ROUTES, BadRequest, Plan, Reply, dumps, error_body
+from nbllm._exceptions import UsageError
+from nbllm._validate import check_int, check_number, check_str
 
 __all__ = ["DemoServer", "demo_server"]
 
@@ -107,12 +109,13 @@ class DemoServer:
         max_requests: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        if not _is_loopback(host):
-            raise ValueError(f"the demo server binds loopback addresses only, not {host!r}")
-        if chunk_delay < 0 or first_token_delay < 0:
-            raise ValueError("chunk_delay and first_token_delay must be >= 0")
-        if max_requests is not None and max_requests < 1:
-            raise ValueError("max_requests must be >= 1 (or None for no limit)")
+        if not _is_loopback(check_str("host", host)):
+            raise UsageError(f"the demo server binds loopback addresses only, not {host!r}", field="host")
+        port = check_int("port", port, min=0)
+        chunk_delay = check_number("chunk_delay", chunk_delay, min=0, unit="seconds")
+        first_token_delay = check_number("first_token_delay", first_token_delay, min=0, unit="seconds")
+        if max_requests is not None:
+            max_requests = check_int("max_requests", max_requests, min=1)
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
         self.api_key = api_key

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, UsageError
 from ._extract import compile_path
 from ._redact import mask_url
+from ._validate import check_bool, check_int, check_json_value, check_number, check_str, got
 
 __all__ = [
     "AUTH_LIKE_HEADERS",
@@ -232,6 +233,7 @@ def _json_obj(fld: str, value: Any, *, kind: type = dict) -> Any:
     try:
         json.dumps(value, allow_nan=False)  # strict JSON: what the registry file can hold
     except ValueError as exc:
+        check_json_value(fld, value, error=ConfigError)  # names where: params['temperature']
         raise _err(fld, "holds NaN or Infinity, which JSON cannot represent; use a finite number") from exc
     except TypeError as exc:
         raise _err(fld, f"must be JSON-serialisable: {exc}") from exc
@@ -280,7 +282,8 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         s = self._set
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+        self._check_types()
+        if not _NAME_RE.match(self.name):
             raise _err(
                 "name",
                 f"{self.name!r} must be 1-100 characters of letters, digits and _.:@/+- (no spaces or commas)",
@@ -334,6 +337,9 @@ class Endpoint:
             raise _err("type", f"{self.type!r} must be 'chat' or 'completion'")
         if self.stream not in STREAM_MODES:
             raise _err("stream", f"{self.stream!r} must be one of {', '.join(STREAM_MODES)}")
+        params_as_text = isinstance(self.params, str)  # JSON text: checked once parsed, below
+        if not params_as_text:  # before _json_obj, whose "not serialisable" names no key
+            s("params", check_json_value("params", self.params, error=ConfigError))
         for fld in ("headers", "body_fields", "message_keys", "params"):
             s(fld, _json_obj(fld, getattr(self, fld)))
         for key, value in self.headers.items():
@@ -375,23 +381,38 @@ class Endpoint:
             value = getattr(self, fld)
             if value is not None:
                 compile_path(value, field=fld)
-        for fld in ("price_prompt", "price_completion", "timeout"):
+        if params_as_text:  # json.loads accepts NaN and Infinity
+            s("params", check_json_value("params", self.params, error=ConfigError))
+        for fld in ("price_prompt", "price_completion"):
             value = getattr(self, fld)
             if value is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                    raise _err(fld, f"{value!r} must be a number >= 0")
-                s(fld, float(value))
-        if self.timeout <= 0:
-            raise _err("timeout", "must be > 0 seconds")
-        for fld in ("max_seq_len", "retries"):
-            value = getattr(self, fld)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise _err(fld, f"{value!r} must be a whole number >= 0")
+                s(fld, check_number(fld, value, min=0, unit="per 1K tokens", error=ConfigError))
+        s("timeout", check_number("timeout", self.timeout, above=0, unit="seconds", error=ConfigError))
+        if self.max_seq_len is not None:
+            s("max_seq_len", check_int("max_seq_len", self.max_seq_len, min=1, error=ConfigError))
+        s("retries", check_int("retries", self.retries, min=0, error=ConfigError))
         if isinstance(self.verify, str) and not os.path.isfile(os.path.expanduser(self.verify)):
             raise _err("verify", f"CA bundle {self.verify!r} does not exist (or use True/False)")
         if self.tokenizer is not None and not os.path.isfile(os.path.expanduser(self.tokenizer)):
             raise _err("tokenizer", f"{self.tokenizer!r} is not a tokenizer.json file")
         self._derive()
+
+    def _check_types(self) -> None:
+        """Each field's type, before any value is looked at: a wrong type is named as such
+        (``timeout: must be a number > 0 (seconds), got str '5'``), never a deep TypeError."""
+        check_str("name", self.name, empty=True, error=ConfigError)
+        check_str("url", self.url, empty=True, error=ConfigError)
+        for fld in ("model", "api_key_env", "tokenizer", "handler", *_PATH_FIELDS):
+            value = getattr(self, fld)
+            if value is not None:
+                check_str(fld, value, empty=fld == "api_key_env", error=ConfigError)
+        check_str("auth_header", self.auth_header, empty=True, error=ConfigError)
+        check_str("auth_scheme", self.auth_scheme, empty=True, one_line=True, error=ConfigError)
+        self._set("stream_usage", check_bool("stream_usage", self.stream_usage, error=ConfigError))
+        if self.append_path is not None and not isinstance(self.append_path, bool):
+            raise ConfigError(f"must be True, False or None, {got(self.append_path)}", field="append_path")
+        if not isinstance(self.verify, (bool, str)):
+            raise ConfigError(f"must be True, False or a CA bundle path, {got(self.verify)}", field="verify")
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -495,6 +516,7 @@ class Endpoint:
         OpenCharacters sends ``name`` as the model; ``modelUrl`` (a tokenizer on a hub) is ignored."""
         import json5
 
+        check_str("line", line, error=UsageError)
         try:
             data = json5.loads(line)
         except ValueError as exc:

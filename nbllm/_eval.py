@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._eval_cache import Cache
 from ._eval_frame import build_frame, int_array, load_results, text_array
-from ._eval_plan import Plan, load_cases, make_plan, open_cache, preflight
+from ._eval_plan import Plan, check_cache, check_column, load_cases, make_plan, open_cache, preflight
 from ._eval_progress import Stats, announce, make_progress
 from ._eval_run import Outcomes, Runner, run_blocking
 from ._eval_score import JudgePhase, score_frame, split_scorers
+from ._validate import check_bool, check_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -281,6 +282,11 @@ def rescore(
         expected = (df.attrs.get("nbllm") or {}).get("expected")
         if expected is None and "expected" in df.columns:
             expected = "expected"
+    else:
+        check_column("expected", expected, df)
+    concurrency = check_int("concurrency", concurrency, min=1)
+    progress = check_bool("progress", progress)
+    check_cache(cache)
     out = df.copy()
     score_frame(out, py_scorers, expected)
     if judges:

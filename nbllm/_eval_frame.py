@@ -17,6 +17,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._exceptions import UsageError
+from ._validate import got
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -169,6 +172,8 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Reload a result frame written as CSV, Parquet or JSONL, with the result dtypes."""
     import pandas as pd
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"must be a file path (str or Path), {got(path)}", field="path")
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".parquet":
@@ -184,7 +189,7 @@ def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         text = {c: "string" for c in head if c in TEXT_RESULT}
         df = pd.read_csv(p, sep=sep, dtype=text, keep_default_na=False, na_values=na)
     else:
-        raise ValueError(f"unknown results format {suffix!r}: use .csv, .parquet or .jsonl")
+        raise UsageError(f"unknown results format {suffix!r}: use .csv, .parquet or .jsonl", field="path")
     return coerce(df)
 
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
+
+from ._magic_args import number, whole_number
 
 __all__ = ["EvalMagics", "load_ipython_extension"]
 
@@ -43,7 +46,10 @@ def _pairs(items: list[str], what: str, *, listed: bool) -> dict[str, Any]:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"%%llm_eval: {message}\n{self.format_usage()}")
+        raise UsageError(f"%%llm_eval: {message}\n(usage: {_USAGE}; see %%llm_eval?)")
+
+
+_USAGE = "%%llm_eval CASES -m MODEL [-m MODEL ...] [options]"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,10 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--system", help="system message template")
     p.add_argument("-p", "--param", action="append", default=[], help="key=value (JSON value)")
     p.add_argument("-g", "--grid", action="append", default=[], help="key=v1,v2 (values crossed)")
-    p.add_argument("-n", "--repeats", type=int, default=1)
-    p.add_argument("-c", "--concurrency", type=int, default=8, help="calls in flight per model")
-    p.add_argument("--rpm", type=float, help="requests per minute per model")
-    p.add_argument("--budget", type=float, help="stop taking new rows at this cost")
+    p.add_argument("-n", "--repeats", type=whole_number, default=1)
+    p.add_argument("-c", "--concurrency", type=whole_number, default=8, help="calls in flight per model")
+    p.add_argument("--rpm", type=number, help="requests per minute per model")
+    p.add_argument("--budget", type=number, help="stop taking new rows at this cost")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.add_argument("-o", "--out", default="eval_results", help="variable for the result frame")
@@ -90,7 +96,11 @@ class EvalMagics(Magics):
         template = cell.strip("\n")
         if not template.strip():
             raise UsageError("%%llm_eval: the cell body is the prompt template, e.g. 'Answer: {question}'")
+        if not args.out.isidentifier():
+            raise UsageError(f"%%llm_eval: -o {args.out!r} is not a Python variable name")
         ns: dict[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        if args.cases not in ns and not os.path.exists(os.path.expanduser(args.cases)):
+            raise UsageError(f"%%llm_eval: CASES {args.cases!r} is neither a variable nor an existing file")
         cases = ns.get(args.cases, args.cases)
         scorer_list = [ns.get(name, name) for name in args.scorer]
         df = evaluate(

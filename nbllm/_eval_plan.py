@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,15 +22,25 @@ from ._eval_frame import RESULT_COLUMNS
 from ._eval_progress import fmt_cost
 from ._eval_run import Calls, Outcomes
 from ._eval_score import render, split_scorers
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, UsageError
 from ._request import estimate_tokens
+from ._validate import check_bool, check_int, check_json_value, check_mapping, check_number, check_str, got
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from .scorers import Judge, Scorer
 
-__all__ = ["Plan", "iter_rows", "load_cases", "make_plan", "open_cache", "preflight"]
+__all__ = [
+    "Plan",
+    "check_cache",
+    "check_column",
+    "iter_rows",
+    "load_cases",
+    "make_plan",
+    "open_cache",
+    "preflight",
+]
 
 _RESERVED = {"case", *RESULT_COLUMNS}
 
@@ -43,6 +53,8 @@ def load_cases(cases: Any) -> pd.DataFrame:
     if isinstance(cases, (str, os.PathLike)):
         p = Path(cases).expanduser()
         suffix = p.suffix.lower()
+        if suffix in _SUFFIXES and not p.is_file():
+            raise UsageError(f"no such file {str(p)!r}", field="cases")
         if suffix in (".jsonl", ".ndjson"):
             return pd.read_json(p, lines=True, dtype=False)
         if suffix == ".json":
@@ -58,15 +70,41 @@ def load_cases(cases: Any) -> pd.DataFrame:
         return cases.reset_index()
     if isinstance(cases, pd.Series):
         return cases.rename(cases.name or "input").to_frame().reset_index(drop=True)
+    if isinstance(cases, (Mapping, bytes)) or not isinstance(cases, Iterable):
+        raise UsageError(
+            f"must be a DataFrame, a list of dicts or strings, or a file path, {got(cases)}", field="cases"
+        )
     items = list(cases)
     if all(isinstance(c, str) for c in items):
         return pd.DataFrame({"input": pd.array(items, dtype="string")})
     if all(isinstance(c, Mapping) for c in items):
         return pd.DataFrame([dict(c) for c in items])
-    raise ConfigError("cases must be a DataFrame, a list of dicts or strings, or a file path", field="cases")
+    first = isinstance(items[0], str)
+    i = next(
+        i for i, c in enumerate(items) if not isinstance(c, (str, Mapping)) or isinstance(c, str) != first
+    )
+    raise UsageError(
+        f"must be a list of dicts or strings (all of one kind), a DataFrame or a file path; "
+        f"item {i}: {got(items[i])}",
+        field="cases",
+    )
+
+
+_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet", ".csv", ".tsv")
+
+
+def _check_columns(frame: pd.DataFrame) -> None:
+    names = [str(c) for c in frame.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"duplicate column name(s) {dupes}: each column needs its own name", field="cases")
 
 
 def _models(models: Any) -> list[Endpoint]:
+    if not isinstance(models, (str, Endpoint, Iterable)) or isinstance(models, bytes):
+        raise UsageError(
+            f"must be a model name, an Endpoint, or a list of them, {got(models)}", field="models"
+        )
     items = [models] if isinstance(models, (str, Endpoint)) else list(models)
     if not items:
         raise ConfigError("give at least one model", field="models")
@@ -81,15 +119,24 @@ def _models(models: Any) -> list[Endpoint]:
 def _combos(
     params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, grid: Mapping[str, Sequence[Any]] | None
 ) -> list[dict[str, Any]]:
-    base = (
-        [dict(params or {})] if params is None or isinstance(params, Mapping) else [dict(p) for p in params]
-    )
+    if params is None or isinstance(params, Mapping):
+        base = [dict(check_json_value("params", check_mapping("params", params or {})))]
+    elif isinstance(params, (list, tuple)):
+        base = [
+            dict(check_json_value(f"params[{i}]", check_mapping(f"params[{i}]", p)))
+            for i, p in enumerate(params)
+        ]
+    else:
+        raise UsageError(
+            f"must be a dict of parameters or a list of such dicts, {got(params)}", field="params"
+        )
     if not base:
         base = [{}]
-    axes = list((grid or {}).items())
+    axes = list(check_mapping("grid", grid or {}).items())
     for key, values in axes:
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
             raise ConfigError(f"grid[{key!r}] must be a non-empty list of values", field="grid")
+    axes = [(key, check_json_value(f"grid[{key!r}]", list(values))) for key, values in axes]
     points = [
         dict(zip([k for k, _ in axes], vals, strict=True))
         for vals in itertools.product(*[v for _, v in axes])
@@ -97,16 +144,45 @@ def _combos(
     return [{**b, **p} for b in base for p in points]
 
 
-def _per_model(value: Any, eps: Sequence[Endpoint], default: Any, what: str) -> list[Any]:
+def _per_model(
+    value: Any, eps: Sequence[Endpoint], default: Any, what: str, check: Callable[[str, Any], Any]
+) -> list[Any]:
+    """One value per endpoint from a single value or a {model name: value} dict, each checked."""
     if isinstance(value, Mapping):
         unknown = set(value) - {ep.name for ep in eps}
         if unknown:
             raise ConfigError(f"{what} names unknown model(s) {sorted(unknown)}", field=what)
-        return [value.get(ep.name, default) for ep in eps]
-    return [default if value is None else value for _ in eps]
+        return [check(f"{what}[{ep.name!r}]", value[ep.name]) if ep.name in value else default for ep in eps]
+    checked = default if value is None else check(what, value)
+    return [checked for _ in eps]
+
+
+def _rpm(name: str, value: Any) -> float:
+    return check_number(name, value, above=0, unit="requests per minute; None for no limit")
+
+
+def _concurrency(name: str, value: Any) -> int:
+    return check_int(name, value, min=1)
+
+
+def check_cache(cache: Any) -> None:
+    if cache is None or isinstance(cache, (bool, str, os.PathLike, Cache)):
+        return
+    raise UsageError(f"must be True, False, a directory path or a Cache, {got(cache)}", field="cache")
+
+
+def check_column(name: str, value: Any, frame: pd.DataFrame) -> str:
+    """``value``: the name of one of ``frame``'s columns."""
+    check_str(name, value)
+    if value not in frame.columns:
+        raise UsageError(
+            f"{value!r} is not a column; columns: {', '.join(map(str, frame.columns))}", field=name
+        )
+    return str(value)
 
 
 def open_cache(cache: Any) -> Cache | None:
+    check_cache(cache)
     if cache is None or cache is False:
         return None
     if isinstance(cache, Cache):
@@ -190,11 +266,25 @@ def make_plan(
 ) -> Plan:
     import numpy as np
 
-    frame = load_cases(cases)
-    if repeats < 1:
-        raise ConfigError("repeats must be >= 1", field="repeats")
-    eps = _models(models)
+    # every argument is checked before the cases are read or a model is resolved
+    repeats = check_int("repeats", repeats, min=1)
+    if system is not None:
+        check_str("system", system, empty=True)
+    if expected is not None:
+        check_str("expected", expected)
+    if budget is not None:
+        budget = check_number("budget", budget, min=0, allow_inf=True)
+    progress = check_bool("progress", progress)
+    check_cache(cache)
+    if not isinstance(concurrency, Mapping):
+        concurrency = _concurrency("concurrency", concurrency)
+    if rate_limit is not None and not isinstance(rate_limit, Mapping):
+        rate_limit = _rpm("rate_limit", rate_limit)
     combos = _combos(params, grid)
+    py_scorers, judges = split_scorers(scorers)
+    frame = load_cases(cases)
+    _check_columns(frame)
+    eps = _models(models)
     make_prompt, consumed = _prompt_source(prompt, frame)
     prompts: list[Any] = []
     systems: list[str | None] = []
@@ -215,13 +305,17 @@ def make_plan(
         for c in frame.columns
         if str(c) in _RESERVED or str(c).startswith(("score_", "judge_"))
     }
+    taken = sorted(f"{c!r} -> {new!r}" for c, new in renames.items() if new in frame.columns)
+    if taken:
+        raise UsageError(
+            f"case column(s) named like result columns are renamed case_<name>, but "
+            f"{', '.join(taken)} would clash with a column already there; rename one of them",
+            field="cases",
+        )
     frame = frame.rename(columns=renames)
     expected = renames.get(expected, expected) if expected is not None else None
-    py_scorers, judges = split_scorers(scorers)
-    conc = [int(x) for x in _per_model(concurrency, eps, 8, "concurrency")]
-    rpm = _per_model(rate_limit, eps, None, "rate_limit")
-    if any(c < 1 for c in conc):
-        raise ConfigError("concurrency must be >= 1", field="concurrency")
+    conc = _per_model(concurrency, eps, 8, "concurrency", _concurrency)
+    rpm = _per_model(rate_limit, eps, None, "rate_limit", _rpm)
     store = open_cache(cache)  # last: nothing below raises, so it is always closed
     fps = [endpoint_fingerprint(ep) for ep in eps]
     calls = Calls([], [], [], [], [])

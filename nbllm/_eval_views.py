@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._eval_frame import to_jsonl
+from ._exceptions import UsageError
+from ._validate import check_number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +44,7 @@ def summary(df: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
+    threshold = check_number("threshold", threshold)
     keys = _group_keys(df)
     scores = score_columns(df)
     rows = []
@@ -85,6 +88,9 @@ def side_by_side(df: pd.DataFrame, values: str = "output") -> pd.DataFrame:
     (and per params set / repeat when there are several)."""
     import pandas as pd
 
+    from ._eval_plan import check_column
+
+    check_column("values", values, df)
     cols = ["model"] + [c for c in ("params", "repeat") if c in df.columns and df[c].nunique() > 1]
     wide = df.pivot_table(
         index="case", columns=cols, values=values, aggfunc="first", dropna=False, observed=True, sort=False
@@ -184,7 +190,7 @@ def save(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     elif suffix in (".csv", ".tsv"):
         df.to_csv(p, index=False, sep="\t" if suffix == ".tsv" else ",")
     else:
-        raise ValueError(f"unknown results format {suffix!r}: use .csv, .parquet or .jsonl")
+        raise UsageError(f"unknown results format {suffix!r}: use .csv, .parquet or .jsonl", field="path")
     return p
 
 

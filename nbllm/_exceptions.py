@@ -4,7 +4,9 @@
 NbllmError(Exception)                     base: catch this to catch everything nbllm raises
 ├── ConfigError(NbllmError, ValueError)   an endpoint definition is invalid (names the field)
 │   ├── UnknownModelError(ConfigError)    no endpoint or provider by that name
-│   └── RegistryFileError(ConfigError)    the registry file cannot be parsed (never overwritten)
+│   ├── RegistryFileError(ConfigError)    the registry file cannot be parsed (never overwritten)
+│   └── UsageError(ConfigError, TypeError)  a bad argument to a public function or magic:
+│                                         names the argument, what it got and what it expects
 ├── PromptTooLongError(NbllmError)        refused before sending: prompt over max_seq_len
 ├── RequestError(NbllmError)              the request never got an HTTP answer
 │   ├── ConnectError(RequestError)        connection refused / DNS / TLS: names the URL
@@ -41,6 +43,7 @@ __all__ = [
     "StreamError",
     "TimeoutError",
     "UnknownModelError",
+    "UsageError",
 ]
 
 
@@ -104,6 +107,13 @@ class UnknownModelError(ConfigError):
 
 class RegistryFileError(ConfigError):
     """The registry file on disk cannot be parsed; nbllm refuses to overwrite it."""
+
+
+class UsageError(ConfigError, TypeError):
+    """A public function or magic was given a bad argument: ``field`` names it; the message
+    says what type and value it got and what it expects. Raised before anything is sent.
+    Catchable as ``ValueError`` (through ``ConfigError``) and as ``TypeError``, as the builtin
+    errors a wrong value or a wrong type would raise."""
 
 
 class PromptTooLongError(NbllmError):

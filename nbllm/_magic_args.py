@@ -15,7 +15,9 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
-__all__ = ["HelpShown", "endpoint_changes", "llm_parser", "model_parser"]
+from ._validate import check_number
+
+__all__ = ["HelpShown", "endpoint_changes", "llm_parser", "model_parser", "number", "whole_number"]
 
 
 class HelpShown(Exception):
@@ -68,7 +70,15 @@ def _param_arg(value: str) -> tuple[str, Any]:
         return key, raw
 
 
-def _positive_int(value: str) -> int:
+def number(value: str) -> float:
+    """A finite number: ``nan`` and ``inf`` (which ``float`` accepts) are refused here."""
+    try:
+        return check_number("value", float(value))
+    except ValueError:  # float("x") or check_number's UsageError (a ValueError too)
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}") from None
+
+
+def whole_number(value: str) -> int:
     try:
         number = int(value)
     except ValueError:
@@ -174,13 +184,13 @@ def _add_endpoint_options(p: argparse.ArgumentParser, *, edit: bool) -> None:
         metavar="K=V",
         help="default generation parameter, value parsed as JSON when it can be (repeatable)",
     )
-    o("--price-prompt", type=float, metavar="X", help="price per 1K prompt tokens")
-    o("--price-completion", type=float, metavar="Y", help="price per 1K completion tokens")
-    o("--max-seq-len", type=_positive_int, metavar="N", help="refuse longer prompts before sending")
-    o("--timeout", type=float, metavar="S", help="seconds to wait for the answer / each chunk (default 60)")
+    o("--price-prompt", type=number, metavar="X", help="price per 1K prompt tokens")
+    o("--price-completion", type=number, metavar="Y", help="price per 1K completion tokens")
+    o("--max-seq-len", type=whole_number, metavar="N", help="refuse longer prompts before sending")
+    o("--timeout", type=number, metavar="S", help="seconds to wait for the answer / each chunk (default 60)")
     o(
         "--retries",
-        type=_positive_int,
+        type=whole_number,
         metavar="N",
         help="retries on 408/429/5xx and network errors (default 2)",
     )
@@ -338,8 +348,8 @@ def llm_parser() -> _Parser:
         help="an endpoint (repeatable: several run side by side)",
     )
     o("--system", metavar="TEXT", help="system prompt")
-    o("-t", "--temperature", type=float, metavar="TEMP", help="sampling temperature")
-    o("--max-tokens", type=_positive_int, metavar="N", help="maximum tokens to generate")
+    o("-t", "--temperature", type=number, metavar="TEMP", help="sampling temperature")
+    o("--max-tokens", type=whole_number, metavar="N", help="maximum tokens to generate")
     o(
         "--param",
         dest="params",

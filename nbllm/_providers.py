@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from ._exceptions import HandlerError, UnknownModelError
 from ._loop import run_in_background
+from ._validate import check_str
 
 __all__ = [
     "Handler",
@@ -60,6 +61,7 @@ class Handler:
 
 def register_provider(name: str, handler: Any) -> None:
     """Make ``"name/any-model"`` callable through ``handler`` (an instance or a class)."""
+    check_str("name", name)
     if not name or "/" in name or ":" in name:
         raise HandlerError(f"provider name {name!r} must be non-empty, without '/' or ':'")
     if isinstance(handler, type):

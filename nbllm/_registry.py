@@ -51,7 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from ._endpoint import Endpoint
-from ._exceptions import ConfigError, RegistryFileError, UnknownModelError
+from ._exceptions import ConfigError, RegistryFileError, UnknownModelError, UsageError
+from ._validate import check_bool, check_str, got
 
 __all__ = ["Registry", "config_dir", "registry"]
 
@@ -512,6 +513,10 @@ class Registry:
     # ---- public --------------------------------------------------------------------------
     def add(self, ep: Endpoint, *, default: bool = False, overwrite: bool = False) -> Endpoint:
         """Save ``ep`` under ``ep.name``; refuses to replace an existing one unless ``overwrite``."""
+        if not isinstance(ep, Endpoint):
+            raise UsageError(f"must be an nbllm.Endpoint, {got(ep)}", field="ep")
+        check_bool("default", default)
+        check_bool("overwrite", overwrite)
         with self._transaction():
             if ep.name in self._raw["endpoints"] and not overwrite:
                 raise ConfigError(
@@ -559,6 +564,7 @@ class Registry:
             self._raw["default"] = name
 
     def _require(self, name: str) -> None:
+        check_str("name", name)
         if name not in self._raw["endpoints"]:
             raise UnknownModelError(
                 f"no endpoint named {name!r}"

@@ -21,7 +21,9 @@ import ipywidgets as W
 
 import nbllm
 
+from ._exceptions import UsageError
 from ._registry import Registry
+from ._validate import got
 from ._widget_cards import ModelCard
 from ._widget_common import Worker, describe_error, esc, note
 from ._widget_form import EndpointForm
@@ -157,4 +159,6 @@ def model_form(registry: Registry | None = None) -> ModelManager:
     >>> form = nbllm.model_form()   # doctest: +SKIP
     >>> form                        # the last expression of a cell displays it
     """
+    if registry is not None and not isinstance(registry, Registry):
+        raise UsageError(f"must be an nbllm Registry or None, {got(registry)}", field="registry")
     return ModelManager(registry)

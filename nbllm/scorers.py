@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._endpoint import Endpoint
+from ._exceptions import UsageError
+from ._validate import check_bool, check_int, check_json_value, check_mapping, check_number, check_str, got
 
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
@@ -54,8 +56,7 @@ class Scorer:
     needs_row: bool = False
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name):
-            raise ValueError(f"scorer name {self.name!r} must be an identifier (it names a column)")
+        _check_name(self.name)
 
     def __call__(self, output: str, expected: Any = None, row: Mapping[str, Any] | None = None) -> float:
         return to_score(self.fn(output, expected, row or {}))
@@ -95,6 +96,13 @@ def to_score(value: Any) -> float:
         ) from None
 
 
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise UsageError(
+            f"must be an identifier (it names the score_<name> column), {got(name)}", field="name"
+        )
+
+
 def _factory(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn._nbllm_scorer_factory = True  # type: ignore[attr-defined]
     return fn
@@ -116,6 +124,9 @@ def _text(value: Any) -> str | None:
 @_factory
 def exact_match(*, ignore_case: bool = False, strip: bool = True, name: str = "exact_match") -> Scorer:
     """1.0 when the output equals the expected answer (whitespace stripped by default)."""
+    check_bool("ignore_case", ignore_case)
+    check_bool("strip", strip)
+    _check_name(name)
 
     def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
         exp = _text(expected)
@@ -130,6 +141,8 @@ def exact_match(*, ignore_case: bool = False, strip: bool = True, name: str = "e
 @_factory
 def contains(*, ignore_case: bool = True, name: str = "contains") -> Scorer:
     """1.0 when the expected answer occurs in the output (case-insensitive by default)."""
+    check_bool("ignore_case", ignore_case)
+    _check_name(name)
 
     def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
         exp = _text(expected)
@@ -144,7 +157,16 @@ def contains(*, ignore_case: bool = True, name: str = "contains") -> Scorer:
 def regex(pattern: str | None = None, *, flags: int = 0, name: str = "regex") -> Scorer:
     """1.0 when ``pattern`` is found in the output (``re.search``); with no pattern, the expected
     value of each row is the pattern."""
-    compiled = re.compile(pattern, flags) if pattern is not None else None
+    check_int("flags", flags)
+    _check_name(name)
+    compiled = None
+    if pattern is not None:
+        try:
+            compiled = re.compile(check_str("pattern", pattern, empty=True), flags)
+        except re.error as exc:
+            raise UsageError(
+                f"{pattern!r} is not a valid regular expression: {exc}", field="pattern"
+            ) from None
 
     def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
         if compiled is not None:
@@ -158,6 +180,8 @@ def regex(pattern: str | None = None, *, flags: int = 0, name: str = "regex") ->
 @_factory
 def json_valid(*, fences: bool = True, name: str = "json_valid") -> Scorer:
     """1.0 when the output parses as JSON (a surrounding Markdown code fence is allowed)."""
+    check_bool("fences", fences)
+    _check_name(name)
 
     def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
         text = output
@@ -186,6 +210,8 @@ def last_number(text: str) -> float | None:
 @_factory
 def numeric_close(tol: float = 1e-6, *, rel_tol: float = 0.0, name: str = "numeric_close") -> Scorer:
     """1.0 when the last number in the output is within ``tol`` (or ``rel_tol``) of the expected."""
+    tol, rel_tol = check_number("tol", tol, min=0), check_number("rel_tol", rel_tol, min=0)
+    _check_name(name)
 
     def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
         exp = _text(expected)
@@ -223,8 +249,16 @@ def llm_judge(
     ``N / scale``. Judge calls are cached like model calls; their tokens and cost are summed
     into ``judge_prompt_tokens``, ``judge_completion_tokens``, ``judge_cost``.
     """
-    if not _NAME_RE.match(name):
-        raise ValueError(f"scorer name {name!r} must be an identifier (it names a column)")
+    if not isinstance(model, (str, Endpoint)) or not model:
+        raise UsageError(f"must be a registered name or an Endpoint, {got(model)}", field="model")
+    check_str("rubric", rubric)
+    _check_name(name)
+    if template is not None:
+        check_str("template", template)
+    scale = check_number("scale", scale, above=0)
+    params = check_json_value("params", check_mapping("params", params or {}))
+    if concurrency is not None:
+        concurrency = check_int("concurrency", concurrency, min=1)
     return Judge(
         name=name,
         model=model,
@@ -238,6 +272,8 @@ def llm_judge(
 
 def scorer(fn: Callable[..., Any], *, name: str | None = None) -> Scorer:
     """Wrap ``fn(output[, expected[, row]])`` as a scorer named ``name`` (default: its name)."""
+    if not callable(fn):
+        raise UsageError(f"must be a function fn(output[, expected[, row]]), {got(fn)}", field="fn")
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -253,7 +289,7 @@ def scorer(fn: Callable[..., Any], *, name: str | None = None) -> Scorer:
             )
     label = name or getattr(fn, "__name__", "") or "custom"
     if label == "<lambda>":
-        raise ValueError("a lambda has no name: use nbllm.scorers.scorer(fn, name='...')")
+        raise UsageError("a lambda has no name: use nbllm.scorers.scorer(fn, name='...')", field="name")
     if arity <= 1:
         return Scorer(label, lambda o, e, r: fn(o))
     if arity == 2:
@@ -275,18 +311,20 @@ def as_scorer(item: Any) -> Scorer | Judge:
         return item
     if isinstance(item, str):
         if item not in _BUILTIN:
-            raise ValueError(
+            raise UsageError(
                 f"unknown scorer {item!r}; built-ins: {', '.join(sorted(_BUILTIN))}"
-                " (regex and llm_judge need arguments)"
+                " (regex and llm_judge need arguments)",
+                field="scorers",
             )
         return _BUILTIN[item]()  # type: ignore[no-any-return]
     if getattr(item, "_nbllm_scorer_factory", False):
         if item is regex:
-            raise ValueError(
+            raise UsageError(
                 "scorers.regex needs a pattern: scorers.regex(r'...') "
-                "(or regex() to use the expected column as the pattern)"
+                "(or regex() to use the expected column as the pattern)",
+                field="scorers",
             )
         return item()  # type: ignore[no-any-return]
     if callable(item):
         return scorer(item)
-    raise TypeError(f"not a scorer: {item!r}")
+    raise UsageError(f"each must be a scorer, a built-in's name or a function, {got(item)}", field="scorers")

@@ -29,6 +29,7 @@ EXPECTED = {
     "TimeoutError",
     "UnknownModelError",
     "Usage",
+    "UsageError",
     "__version__",
     "acomplete",
     "aevaluate",

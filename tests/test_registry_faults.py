@@ -589,9 +589,9 @@ def test_llm_model_list_shows_good_entries_and_names_the_bad_ones(_isolated_conf
     ],
 )
 def test_endpoint_refuses_nan_in_json_fields(field: str, value: Any) -> None:
-    with pytest.raises(ConfigError, match="NaN or Infinity") as info:
+    with pytest.raises(ConfigError, match="(?i)NaN or Infinity") as info:
         Endpoint(name="x", url="http://h/v1", **{field: value})
-    assert info.value.field == field
+    assert info.value.field is not None and info.value.field.startswith(field)
 
 
 @pytest.mark.parametrize(
@@ -601,13 +601,13 @@ def test_registry_refuses_to_write_nan_numbers(_isolated_config: Path, field: st
     reg = Registry(_isolated_config)
     reg.add(Endpoint(name="a", url="http://h/v1"))
     before = (_isolated_config / "endpoints.json").read_text()
-    ep = Endpoint(name="x", url="http://h/v1", **{field: value})
     if field == "retries":  # a control: a finite value is saved
-        reg.add(ep)
+        reg.add(Endpoint(name="x", url="http://h/v1", **{field: value}))
         assert Registry(_isolated_config).get("x").retries == 2
         return
-    with pytest.raises(ConfigError, match="no NaN or Infinity") as info:
-        reg.add(ep)
+    # refused when the Endpoint is built (the registry's own check is the second line of defence)
+    with pytest.raises(ConfigError, match="(?i)finite|NaN or Infinity") as info:
+        reg.add(Endpoint(name="x", url="http://h/v1", **{field: value}))
     assert info.value.field == field and "x" not in reg
     assert (_isolated_config / "endpoints.json").read_text() == before
 
@@ -631,15 +631,20 @@ def test_magics_never_write_nan(_isolated_config: Path, options: str) -> None:
     shell = InteractiveShell.instance() if InteractiveShell.initialized() else get_ipython()
     shell.run_line_magic("load_ext", "nbllm")
     nbllm.registry().add(Endpoint(name="a", url="http://h/v1", timeout=5))
+    from IPython.core.error import UsageError as MagicUsageError
+
     res = shell.run_cell(f"%llm_model add x --url http://h/v1 {options}")
-    assert isinstance(res.error_in_exec, ConfigError), res.error_in_exec
     flag = options.split()[0].lstrip("-")
-    field = {"param": "params", "fields": "body_fields", "body": "body_template"}.get(
-        flag, flag.replace("-", "_")
-    )
-    assert res.error_in_exec.field == field
+    if isinstance(res.error_in_exec, MagicUsageError):  # a typed flag refuses it while parsing
+        assert f"--{flag}" in str(res.error_in_exec) and "finite" in str(res.error_in_exec)
+    else:
+        assert isinstance(res.error_in_exec, ConfigError), res.error_in_exec
+        field = {"param": "params", "fields": "body_fields", "body": "body_template"}.get(
+            flag, flag.replace("-", "_")
+        )
+        assert res.error_in_exec.field is not None and res.error_in_exec.field.startswith(field)
     res = shell.run_cell(f"%llm_model edit a {options}")
-    assert isinstance(res.error_in_exec, ConfigError), res.error_in_exec
+    assert isinstance(res.error_in_exec, (ConfigError, MagicUsageError)), res.error_in_exec
     assert nbllm.registry().names() == ["a"] and nbllm.registry().get("a").timeout == 5
     for p in _isolated_config.glob("*.json"):
         strict_json(p.read_text())

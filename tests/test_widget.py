@@ -152,7 +152,7 @@ def test_url_prefills_type_until_the_user_picks_one(form: ModelManager) -> None:
         ("stream_path", "choices[0", "invalid JSONPath"),
         ("price_prompt", "cheap", "'cheap' is not a number"),
         ("max_seq_len", "1.5", "is not a whole number"),
-        ("timeout", -1.0, "must be a number >= 0"),
+        ("timeout", -1.0, "must be a number > 0"),
         ("body_template", '{"inputs": "{nope}"}', "unknown placeholder"),
         ("message_keys", '{"speaker": "who"}', "keys must be role/content/name"),
     ],
