@@ -70,7 +70,8 @@ def _hint(exc: NbllmError, command: str, name: str | None, new: str | None) -> s
             "the server's TLS certificate is not trusted: use a certificate your system trusts, or for "
             f"a test server: %llm_model edit {ep} --no-verify"
         )
-    if isinstance(exc, ConfigError) and speaks_python(exc.hint):  # e.g. an invalid saved entry
+    if isinstance(exc, ConfigError) and speaks_python(exc.hint) and name and repr(name) in exc.message:
+        # a saved entry that no longer validates (edited by hand, or by an older nbllm)
         return (
             f"fix it with %llm_model edit {ep} --OPTION VALUE (see %llm_model edit --help), "
             f"or %llm_model remove {ep}"

@@ -1145,3 +1145,12 @@ def test_call_errors_in_llm_give_magic_hints(
     failed_with(cell(ip, "%llm_model test envkey"), nbllm.NbllmError)
     out = capsys.readouterr().out
     assert "✗ request     ConfigError" in out and "%env VAR=value" in out and "os.environ" not in out
+
+
+def test_llm_eval_unknown_model_gives_a_magic_hint(ip: InteractiveShell, magics: LLMMagics) -> None:
+    ip.user_ns["eval_cases"] = [{"q": "x"}]
+    try:
+        err = magic_error(ip, "%%llm_eval eval_cases -m ghost --quiet\n{q}", nbllm.UnknownModelError)
+    finally:
+        ip.user_ns.pop("eval_cases", None)
+    assert "%llm_model add NAME --url URL" in str(err) and "nbllm.registry" not in str(err)
