@@ -71,3 +71,13 @@ def test_single_and_side_by_side_footers_follow_one_rule(
     # HTML shows the same line, styled instead of bracketed, one answer or side by side
     assert f">{line}</div>" in bundle["text/html"]
     assert f">{line}</div>" in columns_bundle([col, col], "text", final=True)["text/html"]
+
+
+def test_the_forms_sandbox_writes_cost_the_same_way() -> None:
+    pytest.importorskip("ipywidgets")
+    from nbllm._widget_sandbox import Sandbox
+
+    sandbox = Sandbox.__new__(Sandbox)  # only the summary line is under test: no widgets built
+    sandbox.result = priced(0.009)
+    summary = sandbox._summary(0.1)
+    assert "$0.009<" in summary and "$0.009000" not in summary
