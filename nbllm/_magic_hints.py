@@ -15,6 +15,7 @@ from ._exceptions import (
     ConfigError,
     ConnectError,
     ExtractionError,
+    HTTPStatusError,
     NbllmError,
     PromptTooLongError,
     StreamError,
@@ -65,6 +66,13 @@ def _hint(exc: NbllmError, command: str, name: str | None, new: str | None) -> s
         return f"point {flag} at the answer text in that sample: %llm_model edit {ep} {flag} JSONPATH"
     if isinstance(exc, StreamError) and exc.partial_text:
         return "the partial answer is shown above and kept in _llm_result; the server may have crashed"
+    if isinstance(exc, HTTPStatusError) and exc.status_code in (400, 422) and exc.endpoint:
+        # the library names the fields (body_fields, message_keys): say the options
+        return (
+            "the server rejected the request body: check the model name and the extra body fields: "
+            f"%llm_model edit {ep} --model M / --param k=v / --fields JSON / --message-keys JSON "
+            "(%llm_model show shows what is sent)"
+        )
     if isinstance(exc, ConnectError) and speaks_python(exc.hint):  # verify='/path/ca.pem'
         return (
             "the server's TLS certificate is not trusted: use a certificate your system trusts, or for "

@@ -1133,6 +1133,8 @@ def test_call_errors_in_llm_give_magic_hints(
     err = magic_error(ip, "%%llm path\nhi", nbllm.ExtractionError)
     assert "%llm_model edit path --stream-path" in str(err) and "stream_path" not in (err.hint or "")
     reg.update("demo", retries=0)
+    err = magic_error(ip, "%%llm demo\nhi [[fault:400]]", nbllm.HTTPStatusError)
+    assert "--fields" in str(err) and "body_fields" not in str(err)
     err = magic_error(ip, "%%llm demo\none two three [[fault:drop]]", nbllm.StreamError)
     assert "_llm_result" in str(err) and ".partial_text" not in str(err)
     # side by side, the failed column shows the magic hint too
