@@ -3,8 +3,9 @@
 The library's errors say what to do in Python (``update()``, ``add(..., overwrite=True)``,
 ``os.environ[...]``, ``.partial_text``): right for the API, wrong inside ``%llm_model`` or
 ``%%llm``, where the user types options. ``for_magic`` rewrites the hint of an error that a magic
-is about to surface, chosen by the error's type and fields (not by parsing the library's text),
-and keeps the same exception object, so its type, message, cause and traceback are unchanged.
+is about to surface, chosen by the error's type and fields (a word of the message only where the
+type alone is ambiguous), and keeps the same exception object, so its type, message, cause and
+traceback are unchanged.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def _hint(exc: NbllmError, command: str, name: str | None, new: str | None) -> s
         flag = "--stream-path" if "in the stream" in exc.message else "--response-path"
         return f"point {flag} at the answer text in that sample: %llm_model edit {ep} {flag} JSONPATH"
     if isinstance(exc, StreamError) and exc.partial_text:
-        return "the partial answer is shown above and kept in _llm_result; the server may have crashed"
+        if command == "llm":
+            return "the partial answer is shown above and kept in _llm_result; the server may have crashed"
+        return "the answer broke off part way; the server may have crashed"
     if isinstance(exc, HTTPStatusError) and exc.status_code in (400, 422) and exc.endpoint:
         # the library names the fields (body_fields, message_keys): say the options
         return (

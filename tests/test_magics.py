@@ -1156,3 +1156,23 @@ def test_llm_eval_unknown_model_gives_a_magic_hint(ip: InteractiveShell, magics:
     finally:
         ip.user_ns.pop("eval_cases", None)
     assert "%llm_model add NAME --url URL" in str(err) and "nbllm.registry" not in str(err)
+
+
+def test_for_magic_keeps_what_it_cannot_say_better() -> None:
+    from nbllm._magic_hints import for_magic, speaks_python
+
+    tls = nbllm.ConnectError(
+        "cannot connect: CERTIFICATE_VERIFY_FAILED",
+        endpoint="e",
+        hint="the server's TLS certificate is not trusted: set verify='/path/ca.pem' (or verify=False)",
+    )
+    assert "%llm_model edit e --no-verify" in str(for_magic(tls, "llm", "e"))
+    assert not speaks_python(tls.hint)
+    drop = nbllm.StreamError("dropped", partial_text="ab", endpoint="e", hint="see the error's .partial_text")
+    assert "_llm_result" not in str(for_magic(drop, "test", "e"))  # %llm_model test keeps no result
+    assert not speaks_python(drop.hint)
+    # an error that is not about the endpoint in hand keeps its own hint, and its object
+    other = nbllm.ConfigError("expected column 'x' is not in the frame", hint="pass expected='answer'")
+    assert for_magic(other, "llm_eval") is other and other.hint == "pass expected='answer'"
+    refused = nbllm.ConnectError("refused", endpoint="e", hint="is the server running?")
+    assert for_magic(refused, "llm", "e").hint == "is the server running?"
