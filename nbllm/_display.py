@@ -18,6 +18,7 @@ from typing import Any
 from IPython.core.display_functions import DisplayHandle, display
 
 from . import Result
+from ._format import money
 
 __all__ = [
     "Column",
@@ -27,6 +28,7 @@ __all__ = [
     "columns_bundle",
     "duration",
     "footer_line",
+    "footer_text",
     "show",
     "show_footer",
     "table_bundle",
@@ -53,12 +55,9 @@ def duration(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-def _money(cost: float) -> str:
-    return f"${cost:.4f}" if cost >= 0.01 else f"${cost:.6f}"
-
-
 def footer_line(name: str, result: Result | None, state: str = "done") -> str:
-    """``demo · 5 + 12 tokens · first token 3 ms · total 40 ms · $0.000012`` (+ state marker)."""
+    """``demo · 5 + 12 tokens · first token 3 ms · total 40 ms · $0.000012`` (+ state marker);
+    the cost is written by ``_format.money`` like everywhere else."""
     parts = [name] if state == "done" else [name, state]
     if result is not None:
         if result.model and result.model != name:
@@ -72,15 +71,27 @@ def footer_line(name: str, result: Result | None, state: str = "done") -> str:
         if result.latency_s is not None:
             parts.append(f"total {duration(result.latency_s)}")
         if result.cost is not None:
-            parts.append(_money(result.cost))
+            parts.append(money(result.cost))
     return " · ".join(parts)
+
+
+def footer_text(line: str) -> str:
+    """A footer as plain text: in brackets, so it is not read as part of the answer. The one rule
+    for a terminal and for every text/plain twin, one answer or side by side (HTML shows the
+    footer small and grey instead, without brackets)."""
+    return f"[{line}]"
 
 
 def show_footer(line: str, *, rich: bool) -> None:
     if rich:
-        show({"text/plain": line, "text/html": f'<div style="{_FOOTER_STYLE}">{html.escape(line)}</div>'})
+        show(
+            {
+                "text/plain": footer_text(line),
+                "text/html": f'<div style="{_FOOTER_STYLE}">{html.escape(line)}</div>',
+            }
+        )
     else:
-        print(f"[{line}]", flush=True)
+        print(footer_text(line), flush=True)
 
 
 # ---- one answer -------------------------------------------------------------------------------
@@ -225,7 +236,7 @@ def column_text(col: Column) -> str:
     body = col.text + (f"\n{col.error}" if col.error else "")
     if not body.endswith("\n"):
         body += "\n"
-    return f"── {col.name} ──\n{body}[{col.footer()}]\n"
+    return f"── {col.name} ──\n{body}{footer_text(col.footer())}\n"
 
 
 def _column_markdown(col: Column, fmt: str, final: bool) -> str:

@@ -20,7 +20,9 @@ from typing import Any, NoReturn
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
 
+from ._exceptions import NbllmError
 from ._magic_args import number, whole_number
+from ._magic_hints import for_magic
 
 __all__ = ["EvalMagics", "load_ipython_extension"]
 
@@ -103,22 +105,26 @@ class EvalMagics(Magics):
             raise UsageError(f"%%llm_eval: CASES {args.cases!r} is neither a variable nor an existing file")
         cases = ns.get(args.cases, args.cases)
         scorer_list = [ns.get(name, name) for name in args.scorer]
-        df = evaluate(
-            cases,
-            args.model,
-            template,
-            system=args.system,
-            expected=args.expected,
-            scorers=scorer_list,
-            params=_pairs(args.param, "--param", listed=False) or None,
-            grid=_pairs(args.grid, "--grid", listed=True) or None,
-            repeats=args.repeats,
-            concurrency=args.concurrency,
-            rate_limit=args.rpm,
-            cache=not args.no_cache,
-            budget=args.budget,
-            progress=not args.quiet,
-        )
+        try:
+            df = evaluate(
+                cases,
+                args.model,
+                template,
+                system=args.system,
+                expected=args.expected,
+                scorers=scorer_list,
+                params=_pairs(args.param, "--param", listed=False) or None,
+                grid=_pairs(args.grid, "--grid", listed=True) or None,
+                repeats=args.repeats,
+                concurrency=args.concurrency,
+                rate_limit=args.rpm,
+                cache=not args.no_cache,
+                budget=args.budget,
+                progress=not args.quiet,
+            )
+        except NbllmError as exc:  # the library's hints name Python calls: say it in magic options
+            for_magic(exc, "llm_eval")
+            raise
         ns[args.out] = df
         return df.llm.summary()
 

@@ -23,6 +23,7 @@ from ._eval_progress import fmt_cost
 from ._eval_run import Calls, Outcomes
 from ._eval_score import render, split_scorers
 from ._exceptions import ConfigError, UsageError
+from ._format import plural
 from ._request import estimate_tokens
 from ._validate import check_bool, check_int, check_json_value, check_mapping, check_number, check_str, got
 
@@ -395,14 +396,14 @@ def _estimate(plan: Plan, out: Outcomes) -> str:
 
 def preflight(plan: Plan, out: Outcomes, hits: int) -> str:
     n = len(plan.calls)
-    dims = [f"{len(plan.cases)} cases", f"{len(plan.endpoints)} models"]
+    dims = [plural(len(plan.cases), "case"), plural(len(plan.endpoints), "model")]
     if len(plan.combos) > 1:
-        dims.append(f"{len(plan.combos)} param sets")
+        dims.append(plural(len(plan.combos), "param set"))
     if plan.repeats > 1:
-        dims.append(f"{plan.repeats} repeats")
+        dims.append(plural(plan.repeats, "repeat"))
     conc = sorted(set(plan.concurrency))
     text = (
-        f"nbllm.evaluate: {n} calls ({' x '.join(dims)}); {hits} cached, {n - hits} to run; "
+        f"nbllm.evaluate: {plural(n, 'call')} ({' x '.join(dims)}); {hits} cached, {n - hits} to run; "
         f"concurrency {'/'.join(map(str, conc))} per model"
     )
     rpm = [r for r in plan.rpm if r]

@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from ._format import money
+
 __all__ = ["Progress", "Stats", "announce", "fmt_cost", "in_kernel", "make_progress"]
 
 _HZ = 4.0
@@ -64,12 +66,7 @@ class Stats:
         return "  ".join(parts)
 
 
-def fmt_cost(cost: float) -> str:
-    if cost == 0:
-        return "$0"
-    if cost < 0.01:
-        return f"${cost:.2g}"
-    return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+fmt_cost = money  # the one money format (``_format.money``), under the name the planner imports
 
 
 def in_kernel() -> bool:

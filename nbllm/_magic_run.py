@@ -30,6 +30,7 @@ from ._display import (
     update,
 )
 from ._loop import background_loop
+from ._magic_hints import for_magic
 
 __all__ = ["Call", "Outcome", "StreamInterrupted", "View", "run_many", "run_one"]
 
@@ -96,7 +97,7 @@ def run_one(call: Call, view: View) -> Outcome:
     except KeyboardInterrupt:
         out.interrupted = True
     except NbllmError as exc:
-        out.error = exc
+        out.error = for_magic(exc, "llm", call.name)
     if s is not None:
         s.close()  # idempotent: makes sure the connection is closed and a partial result exists
         out.result = s.result
@@ -131,8 +132,8 @@ async def _one(col: Column, call: Call, view: View, out: Outcome, changed: threa
         col.result, col.state = (s.result if s else None), "interrupted"
         raise
     except NbllmError as exc:
+        out.error = for_magic(exc, "llm", call.name)  # before str(): the column shows the hint too
         col.result, col.state, col.error = (s.result if s else None), "failed", str(exc)
-        out.error = exc
     finally:
         out.result = col.result
         changed.set()

@@ -33,8 +33,10 @@ from traitlets import Enum, Float
 from . import Endpoint, HTTPStatusError, NbllmError, Result, complete, registry, stream
 from ._display import duration, show, table_bundle
 from ._endpoint import masked_headers
+from ._format import plural
 from ._interpolate import interpolate, split_json_object, split_line
 from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
+from ._magic_hints import for_magic
 from ._magic_run import Call, Outcome, StreamInterrupted, View, run_many, run_one
 from ._redact import mask_url
 
@@ -135,7 +137,13 @@ class LLMMagics(Magics):
             "test": self._test,
             "form": self._form,
         }
-        handlers[args.command or "list"](args, oc_line)
+        command = args.command or "list"
+        try:
+            handlers[command](args, oc_line)
+        except NbllmError as exc:  # the registry's hints speak Python: say it in %llm_model options
+            name = getattr(args, "name", None) or getattr(args, "old", None)
+            for_magic(exc, command, name if isinstance(name, str) else None, getattr(args, "new", None))
+            raise
 
     def _list(self, args: Namespace, _: str | None) -> None:
         reg = registry()
@@ -211,6 +219,13 @@ class LLMMagics(Magics):
             if f.name in _PATH_FIELDS and value is None:
                 default = ep.path(f.name)
                 rows.append([f.name, f"{default}  (default)" if default else "-"])
+                continue
+            if f.name == "model" and value is None:  # what is sent, as add and list show it
+                rows.append([f.name, f"{ep.model_name}  (default: the endpoint's name)"])
+                continue
+            if f.name == "append_path" and value is None:
+                appended = bool(ep.url) and ep.request_url != ep.url
+                rows.append([f.name, f"{appended}  (default: from the URL)"])
                 continue
             if f.name == "url":
                 value = mask_url(value)
@@ -295,6 +310,7 @@ class LLMMagics(Magics):
             note = f"the URL has no /v1; OpenAI-compatible servers usually want {base}/v1: %llm_model edit {ep.name} --url {base}/v1"
             if note not in notes:
                 notes.append(note)
+        for_magic(exc, "test", ep.name if ep is not None else None)
         status = f"HTTP {exc.status_code} · " if isinstance(exc, HTTPStatusError) else ""
         return f"{status}{type(exc).__name__}: {exc}".replace("\n", "\n                ")
 
@@ -349,7 +365,9 @@ class LLMMagics(Magics):
                 f"{json.dumps(r.raw[:2] if isinstance(r.raw, list) else r.raw, ensure_ascii=False)[:300]}"
             )
             return False
-        print(f"  ✓ streaming   HTTP {r.status_code} · {timing} · {chunks} chunks · stream path {path}")
+        print(
+            f"  ✓ streaming   HTTP {r.status_code} · {timing} · {plural(chunks, 'chunk')} · stream path {path}"
+        )
         return True
 
     # ---- %%llm --------------------------------------------------------------------------------
@@ -432,7 +450,9 @@ class LLMMagics(Magics):
     def _raise_failures(outs: list[Outcome], output: str | None) -> None:
         if any(o.interrupted for o in outs):
             kept = "_llm_result" + (f" and {output}" if output else "")
-            sizes = ", ".join(f"{o.name}: {len(o.result.text) if o.result else 0} characters" for o in outs)
+            sizes = ", ".join(
+                f"{o.name}: {plural(len(o.result.text) if o.result else 0, 'character')}" for o in outs
+            )
             raise StreamInterrupted(
                 f"stopped; the partial answer ({sizes}) is shown above and kept in {kept}"
             )

@@ -13,6 +13,7 @@ import ipywidgets as W
 import nbllm
 
 from ._display import Throttle
+from ._format import money
 from ._redact import mask_url
 from ._registry import Registry
 from ._widget_common import LABEL_STYLE, Worker, describe_error, esc, note, pre
@@ -180,7 +181,7 @@ class Sandbox:
             )
             if r.usage.total_tokens is not None
             else "",
-            f"${r.cost:.6f}" if r.cost is not None else "",
+            money(r.cost) if r.cost is not None else "",
             f"finish: {r.finish_reason}" if r.finish_reason else "",
         ]
         return note("✓ " + " · ".join(esc(p) for p in parts if p), "ok", raw=True)

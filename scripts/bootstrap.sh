@@ -14,7 +14,11 @@ STAMP="$VENV/.nbllm-installed"
 WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-32)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "[bootstrap] installing nbllm[test] into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 | grep -v "is ignored" || true
+    # pip -q still relays the build backend's warnings. With the SPDX license string there is one
+    # left: setuptools' informational "Editable installation." note (a UserWarning on every -e
+    # install). Hide that one by its text; any other warning still shows.
+    PYTHONWARNINGS="ignore:Editable installation" \
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" 2>&1 | grep -v "is ignored" || true
     "$VENV/bin/python" -c "import nbllm, pytest, nbclient, ipykernel" # fail loudly if the install did not work
     echo "$WANT" > "$STAMP"
 fi

@@ -52,15 +52,29 @@ def text_of(output: dict[str, Any]) -> str:
     return f"<{kind}>"
 
 
-def execute(notebook: Path, out: Path, timeout: int, kernel_name: str = "python3") -> tuple[Any, str | None]:
-    """Run ``notebook``, save it to ``out``; returns (notebook, error message or None)."""
+def execute(
+    notebook: Path, out: Path, timeout: int, kernel_name: str = "python3", ipc_dir: str | None = None
+) -> tuple[Any, str | None]:
+    """Run ``notebook``, save it to ``out``; returns (notebook, error message or None).
+
+    With ``ipc_dir`` the kernel talks over Unix sockets in that directory instead of TCP
+    (ipykernel warns on stderr about unencrypted TCP, and local sockets are private anyway)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+    from traitlets.config import Config
 
     nb = nbformat.read(notebook, as_version=4)
+    config = Config()
+    if ipc_dir is not None:
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = os.path.join(ipc_dir, "kernel")
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(notebook.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(notebook.parent)}},
+        config=config,
     )
     error = None
     try:
@@ -85,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nbllm-quickstart-") as tmp:
         os.environ["NBLLM_CONFIG_DIR"] = args.config_dir or tmp
         t0 = time.perf_counter()
-        nb, error = execute(args.notebook, out, args.timeout)
+        nb, error = execute(args.notebook, out, args.timeout, ipc_dir=tmp)
         elapsed = time.perf_counter() - t0
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     failed = 0

@@ -470,8 +470,8 @@ def test_progress_output_and_preflight_estimate(srv: DemoServer, capsys: pytest.
     add(srv, "pp", price_prompt=1.0, price_completion=2.0, params={"max_tokens": 10})
     nbllm.evaluate(["abcdefgh", "[[fault:500]] x"], "pp", cache=False)
     out, err = capsys.readouterr()
-    assert out.startswith("nbllm.evaluate: 2 calls (2 cases x 1 models); 0 cached, 2 to run")
-    assert "est. cost ≤ $0.0460" in out  # (2 + 4 prompt tokens) x $1/1K + 2 x 10 x $2/1K
+    assert out.startswith("nbllm.evaluate: 2 calls (2 cases x 1 model); 0 cached, 2 to run")
+    assert "est. cost ≤ $0.046 " in out  # (2 + 4 prompt tokens) x $1/1K + 2 x 10 x $2/1K
     assert "2/2 calls" in err and "errors 1" in err and "retries 2" in err
     nbllm.evaluate(["y"], "pp", progress=False)
     assert capsys.readouterr() == ("", "")

@@ -607,7 +607,7 @@ def test_terminal_streams_text_to_stdout_with_a_footer(
     assert cell(ip, "%%llm\nhello terminal").success
     out = capsys.readouterr().out
     assert out.startswith("You said: hello terminal\n[demo · 2 + 4 tokens · first token ")
-    assert " · total " in out and out.endswith(" · $0.0100]\n")  # priced endpoint: cost shown
+    assert " · total " in out and out.endswith(" · $0.01]\n")  # priced endpoint: cost shown
     assert rec.messages == []  # nothing went through display in a terminal
     result = ip.user_ns["_llm_result"]
     assert str(result) == "You said: hello terminal"
@@ -623,7 +623,7 @@ def test_notebook_one_output_grows_in_place_then_exact_final(
     elapsed = time.monotonic() - t0
     answer, footer = rec.outputs()
     assert answer == {"text/markdown": "tok " * 40, "text/plain": "tok " * 40}
-    assert footer["text/plain"].startswith("demo · ") and "40 tokens" in footer["text/plain"]
+    assert footer["text/plain"].startswith("[demo · ") and "40 tokens" in footer["text/plain"]
     ids = {m["id"] for m in rec.messages if m["id"]}
     assert len(ids) == 1  # one display handle, updated in place
     updates = [m for m in rec.messages if m["update"]]
@@ -1023,3 +1023,156 @@ def test_side_by_side_no_stream_and_formats(
     md = rec.outputs()[0]["text/markdown"]
     assert md.count("You said: whole answers") == 2
     assert md.count("```json\n" if fmt == "json" else "```\nYou said") == 2
+
+
+# ---- issue 9: show says what is sent; magic errors speak in magic options ------------------------
+
+
+def show_rows(rec: Recorder) -> dict[str, str]:
+    """``%llm_model show``'s table as {field: value}."""
+    text = rec.outputs()[-1]["text/plain"]
+    return {line.split()[0]: line.split(None, 1)[1] for line in text.splitlines()[2:] if line.strip()}
+
+
+def test_show_gives_each_field_as_it_is_sent(
+    ip: InteractiveShell, magics: LLMMagics, rec: Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cell(ip, "%llm_model add s --url http://127.0.0.1:1/v1").success
+    assert "model 's'" in capsys.readouterr().out  # add says the name is sent as the model
+    assert cell(ip, "%llm_model show s").success
+    rows = show_rows(rec)
+    assert rows["model"] == "s  (default: the endpoint's name)"  # was "-"
+    assert rows["append_path"] == "True  (default: from the URL)"  # /chat/completions is appended
+    assert cell(ip, "%llm_model list").success
+    row = rec.outputs()[-1]["text/plain"].splitlines()[2].split()
+    assert row[:4] == ["*", "s", "http://127.0.0.1:1/v1", "s"]  # list agrees: the model sent is 's'
+    nbllm.registry().add(nbllm.Endpoint(name="t", url="http://127.0.0.1:1/v1/completions", model="m"))
+    assert cell(ip, "%llm_model show t").success
+    rows = show_rows(rec)
+    assert (rows["model"], rows["append_path"]) == ("m", "False  (default: from the URL)")
+
+
+def magic_error(ip: InteractiveShell, source: str, kind: type[nbllm.NbllmError]) -> nbllm.NbllmError:
+    """The error a magic cell failed with, checked to carry a hint in magic words only."""
+    from nbllm._magic_hints import speaks_python
+
+    err = failed_with(cell(ip, source), kind)
+    assert isinstance(err, nbllm.NbllmError)
+    assert err.hint, source
+    assert not speaks_python(err.hint), (source, err.hint)
+    assert f"hint: {err.hint}" in str(err)  # the shown text was rebuilt with the new hint
+    return err
+
+
+def test_registry_errors_in_a_magic_give_magic_hints(
+    ip: InteractiveShell, magics: LLMMagics, demo: str, server: nbllm.DemoServer
+) -> None:
+    from nbllm._magic_hints import speaks_python
+
+    # the Python API keeps its Python hints (the detector recognises them)...
+    with pytest.raises(nbllm.ConfigError) as api_err:
+        nbllm.registry().add(nbllm.Endpoint(name="demo", url=server.url))
+    assert speaks_python(api_err.value.hint) and "overwrite=True" in str(api_err.value)
+    with pytest.raises(nbllm.UnknownModelError) as api_unknown:
+        nbllm.registry().get("ghost")
+    assert speaks_python(api_unknown.value.hint)
+    # ...and every magic says it with options instead
+    dup = magic_error(ip, f"%llm_model add demo --url {server.url}", nbllm.ConfigError)
+    assert "--replace" in str(dup) and "%llm_model edit demo" in str(dup)
+    assert "overwrite=True" not in str(dup) and "update()" not in str(dup)
+    for source in (
+        "%llm_model show ghost",
+        "%llm_model edit ghost --timeout 1",
+        "%llm_model rename ghost ghost2",
+        "%llm_model remove ghost",
+        "%llm_model use ghost",
+        "%%llm ghost\nhi",
+    ):
+        err = magic_error(ip, source, nbllm.UnknownModelError)
+        assert "%llm_model add NAME --url URL" in str(err) and "nbllm." not in str(err), source
+    clash = magic_error(ip, "%llm_model rename demo comp", nbllm.ConfigError)
+    assert "already exists" in str(clash) and "%llm_model remove comp" in str(clash)
+    assert set(nbllm.registry().names()) == {"demo", "comp"}  # nothing changed
+
+
+def test_an_invalid_saved_entry_is_fixed_with_edit_or_remove(
+    ip: InteractiveShell, magics: LLMMagics, tmp_path: Path
+) -> None:
+    reg = nbllm.registry()
+    reg.add(nbllm.Endpoint(name="bad", url="http://127.0.0.1:1/v1"))
+    data = json.loads(reg.path.read_text())
+    data["endpoints"]["bad"]["timeout"] = -1  # edited by hand into something invalid
+    reg.path.write_text(json.dumps(data))
+    err = magic_error(ip, "%llm_model show bad", nbllm.ConfigError)
+    assert "%llm_model edit bad" in str(err) and "%llm_model remove bad" in str(err)
+    assert "update(" not in str(err)
+
+
+def test_call_errors_in_llm_give_magic_hints(
+    ip: InteractiveShell,
+    magics: LLMMagics,
+    demo: str,
+    server: nbllm.DemoServer,
+    rec: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    magics.output = "rich"
+    reg = nbllm.registry()
+    monkeypatch.delenv("NBLLM_TEST_UNSET_KEY", raising=False)
+    reg.add(nbllm.Endpoint(name="envkey", url=server.url, api_key_env="NBLLM_TEST_UNSET_KEY"))
+    err = magic_error(ip, "%%llm envkey\nhi", nbllm.ConfigError)
+    assert "%env" in str(err) and "os.environ" not in str(err)
+    reg.add(nbllm.Endpoint(name="short", url=server.url, max_seq_len=2, retries=0))
+    err = magic_error(ip, "%%llm short\n" + "many words " * 20, nbllm.PromptTooLongError)
+    assert "%llm_model edit short --max-seq-len" in str(err)
+    reg.add(nbllm.Endpoint(name="slow", url=server.url, timeout=0.1, retries=0))
+    err = magic_error(ip, "%%llm slow\nhi [[delay:1]]", nbllm.TimeoutError)
+    assert "%llm_model edit slow --timeout" in str(err)
+    reg.add(nbllm.Endpoint(name="path", url=server.url, stream_path="$.nope", retries=0))
+    err = magic_error(ip, "%%llm path\nhi", nbllm.ExtractionError)
+    assert "%llm_model edit path --stream-path" in str(err) and "stream_path" not in (err.hint or "")
+    reg.update("demo", retries=0)
+    err = magic_error(ip, "%%llm demo\nhi [[fault:400]]", nbllm.HTTPStatusError)
+    assert "--fields" in str(err) and "body_fields" not in str(err)
+    err = magic_error(ip, "%%llm demo\none two three [[fault:drop]]", nbllm.StreamError)
+    assert "_llm_result" in str(err) and ".partial_text" not in str(err)
+    # side by side, the failed column shows the magic hint too
+    rec.messages.clear()
+    failed_with(cell(ip, "%%llm -m demo -m ghost --format text\nhi"), nbllm.UnknownModelError)
+    page = rec.outputs()[0]["text/html"]
+    assert "%llm_model add NAME --url URL" in page and "nbllm.registry" not in page
+    # %llm_model test prints the diagnosis with the same hint
+    capsys.readouterr()
+    failed_with(cell(ip, "%llm_model test envkey"), nbllm.NbllmError)
+    out = capsys.readouterr().out
+    assert "✗ request     ConfigError" in out and "%env VAR=value" in out and "os.environ" not in out
+
+
+def test_llm_eval_unknown_model_gives_a_magic_hint(ip: InteractiveShell, magics: LLMMagics) -> None:
+    ip.user_ns["eval_cases"] = [{"q": "x"}]
+    try:
+        err = magic_error(ip, "%%llm_eval eval_cases -m ghost --quiet\n{q}", nbllm.UnknownModelError)
+    finally:
+        ip.user_ns.pop("eval_cases", None)
+    assert "%llm_model add NAME --url URL" in str(err) and "nbllm.registry" not in str(err)
+
+
+def test_for_magic_keeps_what_it_cannot_say_better() -> None:
+    from nbllm._magic_hints import for_magic, speaks_python
+
+    tls = nbllm.ConnectError(
+        "cannot connect: CERTIFICATE_VERIFY_FAILED",
+        endpoint="e",
+        hint="the server's TLS certificate is not trusted: set verify='/path/ca.pem' (or verify=False)",
+    )
+    assert "%llm_model edit e --no-verify" in str(for_magic(tls, "llm", "e"))
+    assert not speaks_python(tls.hint)
+    drop = nbllm.StreamError("dropped", partial_text="ab", endpoint="e", hint="see the error's .partial_text")
+    assert "_llm_result" not in str(for_magic(drop, "test", "e"))  # %llm_model test keeps no result
+    assert not speaks_python(drop.hint)
+    # an error that is not about the endpoint in hand keeps its own hint, and its object
+    other = nbllm.ConfigError("expected column 'x' is not in the frame", hint="pass expected='answer'")
+    assert for_magic(other, "llm_eval") is other and other.hint == "pass expected='answer'"
+    refused = nbllm.ConnectError("refused", endpoint="e", hint="is the server running?")
+    assert for_magic(refused, "llm", "e").hint == "is the server running?"

@@ -41,7 +41,7 @@ def texts(cell: Any) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str, str]:
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("quickstart") / "quickstart.out.ipynb"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "run_quickstart.py"), "--out", str(out), "--timeout", "120"],
@@ -51,7 +51,22 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str, str]
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def quickstart(quickstart_run: tuple[Path, subprocess.CompletedProcess[str]]) -> tuple[Any, str, str]:
+    out, proc = quickstart_run
     return nbformat.read(out, as_version=4), out.read_text(encoding="utf-8"), proc.stdout
+
+
+def test_quickstart_run_prints_no_warnings(
+    quickstart_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    # the kernel talks over private Unix sockets: ipykernel's "running over TCP without
+    # encryption" warning (stderr, on every run) is gone, and nothing else is written there
+    _, proc = quickstart_run
+    assert proc.stderr == ""
 
 
 def test_quickstart_runs_clean(quickstart: tuple[Any, str, str]) -> None:
@@ -76,7 +91,7 @@ def test_streamed_answer_is_saved_once_as_one_display(quickstart: tuple[Any, str
     assert answer.output_type == "display_data"
     assert answer.data == {"text/markdown": text, "text/plain": text}
     assert footer.output_type == "display_data" and footer.data["text/plain"].startswith(
-        "demo · 7 + 8 tokens"
+        "[demo · 7 + 8 tokens"
     )
     assert " · first token " in footer.data["text/plain"] and " · $" in footer.data["text/plain"]
     assert raw.count(json.dumps(text)[1:-1]) == 2  # text/markdown + text/plain of that one output
@@ -183,7 +198,7 @@ def test_kernel_interrupt_keeps_the_partial_answer(tmp_path: Path) -> None:
         final = updates[-1]["data"]["text/plain"]
         assert final and ("tok " * 400).startswith(final) and len(final) < len("tok " * 400)
         footer = [m["content"]["data"]["text/plain"] for m in messages if m["msg_type"] == "display_data"][-1]
-        assert footer.startswith("slow · interrupted")
+        assert footer.startswith("[slow · interrupted")
         check = "print(_llm_result.finish_reason, len(_llm_result.text))"
         outputs: list[str] = []
         kc.execute_interactive(

@@ -25,26 +25,42 @@ def _kernel_is_this_python() -> bool:
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def executed_in(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """The executed notebook, and the directory its kernel had as TMPDIR (its own, so another
+    run's temp files cannot be mistaken for this one's)."""
     if not _kernel_is_this_python():
         pytest.fail(
             f"the python3 kernelspec does not run {sys.executable}; "
             f"run `{sys.executable} -m ipykernel install --sys-prefix`"
         )
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    env_dir = tmp_path_factory.mktemp("nbllm-config")
-    old = os.environ.get("NBLLM_CONFIG_DIR")
-    os.environ["NBLLM_CONFIG_DIR"] = str(env_dir)
+    env = {
+        "NBLLM_CONFIG_DIR": str(tmp_path_factory.mktemp("nbllm-config")),
+        "TMPDIR": str(tmp_path_factory.mktemp("kernel-tmp")),
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits this process's environment
     try:
         NotebookClient(
             nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
         ).execute()
     finally:
-        if old is None:
-            os.environ.pop("NBLLM_CONFIG_DIR", None)
-        else:
-            os.environ["NBLLM_CONFIG_DIR"] = old
-    return nb
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb, Path(env["TMPDIR"])
+
+
+@pytest.fixture(scope="module")
+def executed(executed_in: tuple[Any, Path]) -> Any:
+    return executed_in[0]
+
+
+def test_the_notebook_leaves_no_temp_dir_behind(executed_in: tuple[Any, Path]) -> None:
+    _, tmp = executed_in
+    assert not [p.name for p in tmp.glob("nbllm-*")]  # its scratch dir (endpoints, cache, export) is gone
 
 
 def cell(nb: Any, starts: str) -> Any:

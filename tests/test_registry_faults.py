@@ -589,7 +589,7 @@ def test_llm_model_list_shows_good_entries_and_names_the_bad_ones(_isolated_conf
     ],
 )
 def test_endpoint_refuses_nan_in_json_fields(field: str, value: Any) -> None:
-    with pytest.raises(ConfigError, match="(?i)NaN or Infinity") as info:
+    with pytest.raises(ConfigError, match=r"(?i)NaN or Infinity") as info:
         Endpoint(name="x", url="http://h/v1", **{field: value})
     assert info.value.field is not None and info.value.field.startswith(field)
 
@@ -606,7 +606,7 @@ def test_registry_refuses_to_write_nan_numbers(_isolated_config: Path, field: st
         assert Registry(_isolated_config).get("x").retries == 2
         return
     # refused when the Endpoint is built (the registry's own check is the second line of defence)
-    with pytest.raises(ConfigError, match="(?i)finite|NaN or Infinity") as info:
+    with pytest.raises(ConfigError, match=r"(?i)finite|NaN or Infinity") as info:
         reg.add(Endpoint(name="x", url="http://h/v1", **{field: value}))
     assert info.value.field == field and "x" not in reg
     assert (_isolated_config / "endpoints.json").read_text() == before
