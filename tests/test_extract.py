@@ -87,7 +87,8 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("$.books[?(@.title nin ['A', 'c'])].price", BOOKS, [12]),
     ("$.books[?(@.tags[0] == 'x')].title", BOOKS, ["A"]),
     ("$.books[?(@['title'] != 'A')].title", BOOKS, ["B", "c"]),
-    ("$.books[?(@.tags[?(@ == 'y')])].title", BOOKS, ["A"]),
+    # Jayway: a sub-filter as existence test holds unless a property is missing (empty is fine)
+    ("$.books[?(@.tags[?(@ == 'y')])].title", BOOKS, ["A", "B"]),
     ("$.books[?( @.price==8 )].title", BOOKS, ["A"]),
     ("$.books[?(@.price == 8 && @.title == 'A' || @.title == 'c')].title", BOOKS, ["A", "c"]),
     ("$.books[?(!(@.price == 8 || @.price == 12))].title", BOOKS, ["c"]),
@@ -118,9 +119,62 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("$[?(@.type == 'answer')].content", {"type": "verbose", "content": "x"}, []),
     ("$.data[?(@.delta)].delta", {"data": {"delta": "d"}}, ["d"]),
     ("$[?(@.a)]", "scalar", []),
-    # recursive descent falls back to jsonpath-ng
+    # recursive descent: depth first, the start included, each value before its children
     ("$..b", {"a": {"b": 1, "c": [{"b": 2}]}, "b": 0}, [0, 1, 2]),
     ("$..content", WHOLE, ["Hello"]),
+    ("$..[?(@.id == 2)].id", {"id": 2, "m": [{"id": 2}, {"id": 3}]}, [2, 2]),  # the root too
+    # Jayway finds {"id": 3} twice: as an element of the list '*' reached, and as an object itself
+    ("$..*[?(@.id > 2)].id", [{"a": [{"id": 3}, {"id": 1}]}, {"id": 4}], [4, 3, 3]),
+    ("$..[1].k", {"a": [{"k": 1}, {"k": 2}], "b": [[0, {"k": 3}]]}, [2, 3]),
+    ("$..['c','d']", [{"c": 1, "d": 2}, {"c": 3}], [{"c": 1, "d": 2}]),  # needs both keys
+    ("$[?(@..child)]", [{"k": [{"child": 1}]}, {}], [{"k": [{"child": 1}]}, {}]),
+    # Jayway's reading of unrooted and dotted-bracket paths
+    (".key", {"key": 1, "a": {"key": 2}}, [1, 2]),  # '$..key'
+    ("[1]", [5, 6], [6]),
+    ("$.['key']", {"key": 1}, [1]),
+    ("$.choices.[0].text", CHUNK, ["t"]),
+    ("$.'key'", {"key": 1, "'key'": 2}, [2]),
+    ('$."key"', {"key": 1, '"key"': 2}, [2]),
+    # a slice step is ignored (Jayway); huge bounds are clamped, not looped over
+    ("$.a[0:4:2]", NUMS, [0, 1, 2, 3]),
+    ("$.a[3:0:-1]", NUMS, []),
+    ("$.a[1:3:]", NUMS, [1, 2]),
+    ("$.a[::]", NUMS, [0, 1, 2, 3, 4]),
+    ("$.a[-113667776004:2]", NUMS, [0, 1, 2, 3, 4, 0, 1]),  # Jayway's arithmetic, bounded
+    ("$.a[2:113667776004]", NUMS, [2, 3, 4]),
+    ("$.a[-100000000:]", NUMS, [0, 1, 2, 3, 4]),
+    ("$.a[:-100000000]", NUMS, []),
+    ("$.a[113667776004:]", NUMS, []),
+    # functions end a path and work in filters
+    ("$.a.length()", NUMS, [5]),
+    ("$.a.size()", NUMS, [5]),
+    ("$.length()", {"x": 1, "y": 2}, [2]),
+    ("$.a.sum()", NUMS, [10.0]),
+    ("$.a.min()", NUMS, [0.0]),
+    ("$.a.max()", NUMS, [4.0]),
+    ("$.a.avg()", NUMS, [2.0]),
+    ("$.a.stddev()", {"a": [2, 4, 4, 4, 5, 5, 7, 9]}, [2.0]),
+    ("$.a.keys()", {"a": {"x": 1, "y": 2}}, [["x", "y"]]),
+    ("$.a.first()", NUMS, [0]),
+    ("$.a.last()", NUMS, [4]),
+    ("$.books[*].price.sum()", BOOKS, [20.0]),  # numbers only: "9" is a string
+    ("$.a.sum()", {"a": ["x", True]}, []),  # nothing to add: no match (Jayway raises)
+    ("$.a.length()", {"a": "text"}, []),
+    ("$.missing.length()", NUMS, []),
+    ("$[?(@.length() == 2)]", [[1, 2], [1], {"a": 1, "b": 2}, "ab"], [[1, 2], {"a": 1, "b": 2}]),
+    ("$.books[?(@.tags.length() > 1)].title", BOOKS, ["A"]),
+    # strict equality, object literals, existence of indefinite paths (Jayway)
+    ("$[?(@.k === 42)]", [{"k": 42}, {"k": "42"}, {"k": 42.0}], [{"k": 42}, {"k": 42.0}]),
+    ("$[?(@.k !== 42)]", [{"k": 42}, {"k": "42"}, {}], [{"k": "42"}, {}]),
+    ("$[?(@.k == '42')]", [{"k": 42}, {"k": "42"}], [{"k": 42}, {"k": "42"}]),
+    ('$[?(@.d == {"k": "v"})]', [{"d": {"k": "v"}}, {"d": {"k": "w"}}, {"d": "v"}], [{"d": {"k": "v"}}]),
+    ("$[?(@.a.*)]", [{"a": 0}, {"a": []}, {"b": 1}], [{"a": 0}, {"a": []}]),
+    (
+        "$[?(@.a[*].b)]",
+        [{"a": [{"b": 1}]}, {"a": [{"b": 1}, {}]}, {"a": [1]}],
+        [{"a": [{"b": 1}]}, {"a": [1]}],
+    ),
+    ("$[?(@.key+50 == 100)]", [{"key+50": 100}, {"key": 50}], [{"key+50": 100}]),
 ]
 
 
@@ -257,7 +311,15 @@ def test_compile_cache_returns_the_same_object() -> None:
         ("$[?(@.a =~ /(/)]", "invalid regex"),
         ("$[?(@.a size 2)]", "'size' is not supported"),
         ("$[?(@.a == [1, 2)]", "expected ','"),
-        ("$.a.length()", "length()"),
+        ("$.a.nope()", "unknown function nope()"),
+        ("$.a.concat('x')", "concat() takes arguments"),
+        ("$.a.length().b", "unexpected character"),
+        ("$..sum()", "cannot follow '..'"),
+        ("$..", "expected a key name"),
+        ("$[?@.a]", "expected '('"),
+        ("$[::2]", "needs a start or an end"),
+        ("$[?(@.d == {'k': 1})]", "invalid JSON object literal"),
+        ("$[?(@.key/10 == 5)]", "expected ')'"),
     ],
 )
 def test_invalid_paths_raise_config_error_naming_the_field(path: str, reason: str) -> None:
