@@ -241,7 +241,7 @@ def _step(kind: str, arg: Any, leaf: bool, strict: bool, upstream: bool) -> _Ste
         return index
     if kind == "wild":
         return lambda n, r: list(n.values()) if isinstance(n, dict) else list(n) if type(n) is list else []
-    pred: _Pred = arg
+    pred: _Pred = arg[1]  # (expression, its closure)
 
     def filt(n: Any, r: Any) -> list[Any]:  # Jayway: an object is tested itself
         if isinstance(n, dict):
@@ -276,7 +276,7 @@ def _scan(target: _Seg, from_target: _Step) -> _Step:
     elif kind == "wild":
         match = lambda n, r: True  # noqa: E731
     else:  # a filter: the value itself must pass
-        match = arg
+        match = arg[1]
 
     def scan(node: Any, root: Any) -> list[Any]:
         out: list[Any] = []
@@ -494,7 +494,8 @@ class _Parser:
             seg: _Seg = ("wild", None)
         elif self.eat("?"):
             self.expect("(")  # Jayway needs the parentheses: '[?(@.a)]'
-            seg = ("filter", _pred(self.disjunction()))
+            node = self.disjunction()
+            seg = ("filter", (node, _pred(node)))
             self.expect(")")
         elif self.s[self.i : self.i + 1] in ("'", '"') or _STRING.match(self.s, self.i):
             names = [self.string()]
@@ -595,13 +596,146 @@ class _Parser:
             raise _PathError(f"invalid regex {m.group().strip()}: {e}") from None
 
 
+# ------------------------------------------------------------------------------ code generation
+
+_MAX_GENERATED_FILTERS = 3  # each filter doubles the generated code (object branch, list branch)
+
+
+class _Gen:
+    """Python source for the first match of a path of keys, indexes and filters.
+
+    Filters' common forms become inline expressions with the engine's exact semantics (a
+    key compared with a literal, ``&&``, ``||``, ``!``, existence of a key path); any other
+    sub-expression calls its interpreted closure, so the generated function always agrees
+    with :meth:`JSONPath.find`. Literals and key tuples enter as names bound in the namespace,
+    key names as ``repr()`` literals: no text from the path is ever pasted as code."""
+
+    def __init__(self) -> None:
+        self.ns: dict[str, Any] = {"MISSING": MISSING, "_lookup": _lookup, "_eq": _eq}
+        self.lines: list[str] = []
+        self.n = 0
+        self.known_dict = ""  # a variable known to hold a dict where the condition is tested
+
+    def name(self, prefix: str, value: Any = None, bind: bool = False) -> str:
+        self.n += 1
+        name = f"{prefix}{self.n}"
+        if bind:
+            self.ns[name] = value
+        return name
+
+    def function(self, segs: list[_Seg]) -> str:
+        self.lines = ["def first(doc):"]
+        self.walk(segs, "doc", "    ")
+        self.lines.append("    return MISSING")
+        return "\n".join(self.lines) + "\n"
+
+    def walk(self, segs: list[_Seg], var: str, indent: str) -> None:
+        if not segs:
+            self.lines.append(f"{indent}return {var}")
+            return
+        (kind, arg), rest = segs[0], segs[1:]
+        add = self.lines.append
+        if kind == "key":
+            nxt = self.name("v")
+            add(f"{indent}if type({var}) is dict and {arg!r} in {var}:")
+            add(f"{indent}    {nxt} = {var}[{arg!r}]")
+            self.walk(rest, nxt, indent + "    ")
+        elif kind == "index":
+            i, nxt = arg[0], self.name("v")
+            add(f"{indent}if type({var}) is list and {-i if i < 0 else i + 1} <= len({var}):")
+            add(f"{indent}    {nxt} = {var}[{i}]")
+            self.walk(rest, nxt, indent + "    ")
+        else:  # filter: an object is tested itself, a list's elements one by one
+            node, item = arg[0], self.name("x")
+            add(f"{indent}if type({var}) is dict:")
+            self.known_dict = var
+            add(f"{indent}    if {self.cond(node, var)}:")
+            self.known_dict = ""
+            self.walk(rest, var, indent + "        ")
+            add(f"{indent}elif type({var}) is list:")
+            add(f"{indent}    for {item} in {var}:")
+            add(f"{indent}        if {self.cond(node, item)}:")
+            self.walk(rest, item, indent + "            ")
+
+    def cond(self, node: _Node, x: str) -> str:
+        kind = node[0]
+        if kind in ("or", "and"):
+            return "(" + f" {kind} ".join(self.cond(c, x) for c in node[1]) + ")"
+        if kind == "not":
+            return f"(not {self.cond(node[1], x)})"
+        if kind == "exists" and (keys := self.keys(node[1])) is not None:
+            base = "doc" if node[1][1] else x
+            if len(keys) == 1 and type(keys[0]) is str:
+                if base == self.known_dict:
+                    return f"({keys[0]!r} in {base})"
+                return f"(type({base}) is dict and {keys[0]!r} in {base})"
+            return f"(_lookup({self.name('k', keys, True)}, {base}) is not MISSING)"
+        if kind == "cmp" and node[3][0] == "lit" and (keys := self.keys(node[2])) is not None:
+            test = self.compare(node[1], node[3][1])
+            if test is not None:
+                base, v = ("doc" if node[2][1] else x), self.name("w")
+                if len(keys) == 1 and type(keys[0]) is str:
+                    value = f"{base}.get({keys[0]!r}, MISSING)"
+                    if base == self.known_dict:
+                        return test.format(v=v, e=value)
+                    if node[1] == "!=":  # a missing value differs from everything
+                        return f"(type({base}) is not dict or {test.format(v=v, e=value)})"
+                    return f"(type({base}) is dict and {test.format(v=v, e=value)})"
+                return test.format(v=v, e=f"_lookup({self.name('k', keys, True)}, {base})")
+        return f"{self.name('p', _pred(node), True)}({x}, doc)"  # the interpreted closure
+
+    @staticmethod
+    def keys(operand: _Node) -> tuple[str | int, ...] | None:
+        return _key_path(operand[2]) if operand[0] == "path" else None
+
+    def compare(self, op: str, lit: Any) -> str | None:
+        """A template over {e} (the value expression, evaluated once into {v}) equal to
+        ``_OPS[op](value, lit)``, or None to leave it to the closure."""
+        if op not in ("==", "!=", "<", "<=", ">", ">="):
+            return None
+        c = self.name("c", lit, True)
+        num = type(lit) is int or type(lit) is float
+        if op in ("==", "!="):
+            if lit is None or type(lit) is bool:
+                eq = f"({{e}} is {c})"
+            elif type(lit) is str and _NUMBER.fullmatch(lit) is None:
+                eq = f"(type({{v}} := {{e}}) is str and {{v}} == {c})"
+            elif num:  # Jayway: the number, or a string holding its text
+                text = self.name("c", repr(lit), True)
+                eq = (
+                    f"(((type({{v}} := {{e}}) is int or type({{v}}) is float) and {{v}} == {c})"
+                    f" or (type({{v}}) is str and {{v}} == {text}))"
+                )
+            else:
+                eq = f"_eq({{e}}, {c})"
+            return eq if op == "==" else f"(not {eq})"
+        if num:
+            return f"((type({{v}} := {{e}}) is int or type({{v}}) is float) and {{v}} {op} {c})"
+        if type(lit) is str:
+            return f"(type({{v}} := {{e}}) is str and {{v}} {op} {c})"
+        return None
+
+
+def _generate(segs: list[_Seg]) -> tuple[Callable[[Any], Any], str] | None:
+    """The generated first-match function and its source, for paths of keys, indexes and filters."""
+    if not all(k in ("key", "filter") or (k == "index" and len(a) == 1) for k, a in segs):
+        return None
+    if not 0 < sum(k == "filter" for k, _ in segs) <= _MAX_GENERATED_FILTERS:
+        return None
+    gen = _Gen()
+    src = gen.function(segs)
+    exec(compile(src, "<nbllm JSONPath>", "exec"), gen.ns)
+    fn: Callable[[Any], Any] = gen.ns["first"]
+    return fn, src
+
+
 # ------------------------------------------------------------------------------ public API
 
 
 class JSONPath:
     """A compiled path; build it with :func:`compile_path`. ``find``/``first`` never raise."""
 
-    __slots__ = ("_func", "_keys", "_run", "first_of", "is_definite", "is_simple", "source")
+    __slots__ = ("_func", "_keys", "_run", "code", "first_of", "is_definite", "is_simple", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -613,9 +747,13 @@ class JSONPath:
         self.is_definite = _definite(segs)
         self.first_of: Callable[[Any], Any] = self._first_generic
         """doc -> the first match or MISSING: generated code where the path allows."""
+        self.code: str | None = None
+        """The generated source behind first_of, for paths of keys, indexes and filters."""
         if self._keys is not None:
             keys = self._keys
             self.first_of = lambda doc: _lookup(keys, doc)
+        elif self._func is None and (generated := _generate(segs)) is not None:
+            self.first_of, self.code = generated
 
     def _first_generic(self, doc: Any) -> Any:
         found = self.find(doc)
@@ -710,7 +848,8 @@ def compile_many(paths: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
 
     The hot path of streaming: the simple paths (keys and indexes only) are generated as one
     function of nested ``if``s over a trie, so ``$.choices[0].delta.content`` and
-    ``$.choices[0].finish_reason`` walk ``choices[0]`` once; other paths call their engine.
+    ``$.choices[0].finish_reason`` walk ``choices[0]`` once; other paths call their generated
+    first-match function (keys, indexes and filters) or their engine.
     """
     compiled = [compile_path(p) for p in paths]
     simple = [(i, c._keys) for i, c in enumerate(compiled) if c._keys is not None]
@@ -718,10 +857,10 @@ def compile_many(paths: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
         return lambda doc: ()
     body = [f"    r{i} = MISSING" for i in range(len(paths))]
     body += _trie_code(simple)  # keys enter the source only as repr() literals
-    body += [f"    r{i} = c{i}.first(doc)" for i, c in enumerate(compiled) if c._keys is None]
+    body += [f"    r{i} = c{i}(doc)" for i, c in enumerate(compiled) if c._keys is None]
     results = ", ".join(f"r{i}" for i in range(len(paths))) + ("," if len(paths) == 1 else "")
     src = "def extract(doc):\n" + "\n".join(body) + f"\n    return ({results})\n"
-    namespace: dict[str, Any] = {"MISSING": MISSING, **{f"c{i}": c for i, c in enumerate(compiled)}}
+    namespace: dict[str, Any] = {"MISSING": MISSING, **{f"c{i}": c.first_of for i, c in enumerate(compiled)}}
     exec(compile(src, f"<nbllm paths {paths!r}>", "exec"), namespace)
     fn: Callable[[Any], tuple[Any, ...]] = namespace["extract"]
     return fn

@@ -471,3 +471,114 @@ def test_compile_many_openai_chunk_and_edge_cases() -> None:
     assert compile_many(("$.a",))({"a": 1}) == (1,)
     assert compile_many(())({"a": 1}) == ()
     assert compile_many(("$.a[0]",))({"a": "str"}) == (MISSING,)  # [0] never indexes a string
+
+
+# ---- filter paths compile to generated code identical to the interpreted engine -------------
+
+ANTHROPIC = "$[?(@.type == 'content_block_delta')].delta.text"
+FILTER_PATHS = (
+    ANTHROPIC,
+    COZE,
+    "$[?(@.a)]",
+    "$[?(!@.a)].b",
+    "$[?(@.a == 1)]",
+    "$[?(@.a != 1)].b",
+    "$[?(@.a == '1')]",
+    "$[?(@.a == 'x')]",
+    "$[?(@.a != 'x')]",
+    "$[?(@.a == true)]",
+    "$[?(@.a == false)]",
+    "$[?(@.a == null)]",
+    "$[?(@.a != null)]",
+    "$[?(@.a < 1)]",
+    "$[?(@.a >= 'b')]",
+    "$[?(@.a > 1.5)]",
+    "$[?(@.a <= -1)]",
+    "$[?(@.a == 1e0)]",
+    "$[?(@.a == [1])]",
+    "$[?(@.a.b == 1)]",
+    "$[?(@.a[0] == 1)]",
+    "$[?(@.a.b)]",
+    "$[?(@['type'] == 'x')]",
+    "$[?(@.a == 1 || @.b == 'x')]",
+    "$[?(@.a == 1 && (@.b || !@.c))]",
+    "$[?(@.a in [1, 'x'])]",
+    "$[?(@.a =~ /x.*/)]",
+    "$[?(@.a == $.b)]",
+    "$[?($.b == 1)].a",
+    "$[?(@.a === 1)]",
+    "$[?(@ == 1)]",
+    "$[?(@.a.length() > 1)]",
+    "$.a[?(@.b > 0)].c",
+    "$.a[0][?(@.b)][?(@.c == 1)]",
+    "$.type[?(@ != 'x')]",
+)
+_FKEYS = ["a", "b", "c", "type", "delta", "text", "created_at", "content"]
+_fdocs = _st.recursive(
+    _st.none()
+    | _st.booleans()
+    | _st.sampled_from([0, 1, -1, 2, 1.0, 1.5, -1.0])
+    | _st.sampled_from(["x", "1", "b", "xyz", "content_block_delta", "answer"]),
+    lambda inner: (
+        _st.lists(inner, max_size=4) | _st.dictionaries(_st.sampled_from(_FKEYS), inner, max_size=5)
+    ),
+    max_leaves=16,
+)
+
+
+def test_common_filter_forms_compile_to_inline_code() -> None:
+    for path in (ANTHROPIC, COZE, "$[?(@.a != null && @.b < 2 || !@.c)].x", "$.data[?(@.a >= 'b')]"):
+        code = compile_path(path).code
+        assert code is not None and "def first(doc):" in code, path
+        assert not re.search(r"\bp\d+\(", code), f"{path} calls an interpreted closure:\n{code}"
+    # uncommon forms still compile, calling the interpreted closure for that sub-expression
+    assert re.search(r"\bp\d+\(", compile_path("$[?(@.a in [1])].b").code or "")
+    # paths the generator does not take
+    for path in (
+        "$.a",
+        "$..[?(@.a)]",
+        "$[*][?(@.a)]",
+        "$[?(@.a)].b.length()",
+        "$[?(@.a)][?(@.a)][?(@.a)][?(@.a)]",
+    ):
+        assert compile_path(path).code is None, path
+
+
+@settings(max_examples=400, deadline=None)
+@_given(doc=_fdocs, root_list=_st.booleans())
+def test_generated_filter_code_agrees_with_the_interpreted_engine(doc: Any, root_list: bool) -> None:
+    for path in FILTER_PATHS:
+        compiled = compile_path(path)
+        assert compiled.code is not None, path
+        for d in (doc, [doc, {"a": 1, "type": "x"}] if root_list else doc):
+            interpreted = compiled._first_generic(d)
+            assert compiled.first_of(d) is interpreted, (path, d)
+
+
+def test_generated_filter_code_table() -> None:
+    p = compile_path(ANTHROPIC)
+    events = [
+        {"type": "message_start", "message": {}},
+        {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}},
+        {"type": "content_block_delta", "delta": {"type": "input_json_delta"}},
+        {"type": "content_block_delta", "delta": "not an object"},
+        {"type": 5, "delta": {"text": "no"}},
+    ]
+    assert [p.first(e, default=None) for e in events] == [None, "Hi", None, None, None]
+    assert p.first(events) == "Hi"
+    assert p.first(events[2:]) is MISSING
+    code = compile_path("$[?(@.a == 1)].a").first_of
+    assert [code(d) for d in ({"a": 1}, {"a": "1"}, {"a": True}, {"a": 1.0}, {"a": "1.0"})] == [
+        1,
+        "1",  # a string holding the number's text (Jayway)
+        MISSING,  # true is no number
+        1.0,
+        MISSING,
+    ]
+
+
+def test_compile_many_runs_filter_paths_as_generated_code() -> None:
+    fn = compile_many((ANTHROPIC, "$.usage.output_tokens"))
+    assert fn({"type": "content_block_delta", "delta": {"text": "x"}}) == ("x", MISSING)
+    assert fn({"type": "message_delta", "usage": {"output_tokens": 3}}) == (MISSING, 3)
+    assert compile_path(ANTHROPIC).first_of.__name__ == "first"  # the generated function
