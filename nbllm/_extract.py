@@ -402,6 +402,18 @@ _WORD = re.compile(r"\s*(true|false|null)\b")
 _JSON = json.JSONDecoder()
 
 
+_MAX_DEPTH = 64  # filter nesting ('(', '!', a filter inside a filter): deeper is an error, not a crash
+
+
+def _index(text: str) -> int:
+    """An index or slice bound; past 30 digits it is clamped (no list is that long, and int()
+    refuses 4,300 digits)."""
+    digits = text.strip().lstrip("-")
+    if len(digits) > 30:
+        return -(10**30) if text.strip().startswith("-") else 10**30
+    return int(text)
+
+
 def _unescape(m: re.Match[str]) -> str:  # \uXXXX, \n and friends, else the char itself
     e = m.group(1)
     return chr(int(e[1:], 16)) if len(e) == 5 else _ESCAPES.get(e, e)
@@ -412,6 +424,7 @@ class _Parser:
         self.s = text
         self.i = 0
         self.shift = 0  # characters prefixed to the user's text ('$.')
+        self.depth = 0
 
     def fail(self, what: str) -> NoReturn:
         found = repr(self.s[self.i]) if self.i < len(self.s) else "the end"
@@ -503,12 +516,12 @@ class _Parser:
                 names.append(self.string())
             seg = ("key", names[0]) if len(names) == 1 else ("keys", tuple(names))
         elif m := self.match(_SLICE):
-            start, stop = (int(g) if g else None for g in m.group(1, 2))
+            start, stop = (_index(g) if g else None for g in m.group(1, 2))
             if start is None and stop is None and m.group(3):
                 self.fail("a slice with a step needs a start or an end (Jayway ignores the step)")
             seg = ("slice", (start, stop))
         elif m := self.match(_INDEXES):
-            seg = ("index", tuple(int(x) for x in m.group().split(",")))
+            seg = ("index", tuple(_index(x) for x in m.group().split(",")))
         else:
             self.fail("expected an index, a slice, a quoted key, '*' or '?(' after '['")
         self.expect("]")
@@ -524,9 +537,13 @@ class _Parser:
     # disjunction := conjunction ('||' conjunction)*    conjunction := unary ('&&' unary)*
     # unary := '!' unary | '(' disjunction ')' | operand [operator operand]
     def disjunction(self) -> _Node:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            self.fail(f"the filter nests more than {_MAX_DEPTH} levels deep")
         nodes = [self.conjunction()]
         while self.eat("||"):
             nodes.append(self.conjunction())
+        self.depth -= 1
         return nodes[0] if len(nodes) == 1 else ("or", nodes)
 
     def conjunction(self) -> _Node:
@@ -537,7 +554,12 @@ class _Parser:
 
     def unary(self) -> _Node:
         if self.eat("!"):
-            return ("not", self.unary())
+            self.depth += 1
+            if self.depth > _MAX_DEPTH:
+                self.fail(f"the filter nests more than {_MAX_DEPTH} levels deep")
+            node = ("not", self.unary())
+            self.depth -= 1
+            return node
         if self.eat("("):
             node = self.disjunction()
             self.expect(")")
@@ -572,17 +594,23 @@ class _Parser:
                 ) from None
             return value
         if self.eat("["):
+            self.depth += 1
+            if self.depth > _MAX_DEPTH:
+                self.fail(f"the list literal nests more than {_MAX_DEPTH} levels deep")
             items: list[Any] = []
             while not self.eat("]"):
                 if items:
                     self.expect(",")
                 items.append(self.literal())
+            self.depth -= 1
             return items
         if m := self.match(_WORD):
             return _WORDS[m.group(1)]
         self.eat("")  # skip spaces
         if not (m := self.match(_NUMBER)):
             self.fail("expected a path, string, number, list, object, true, false or null")
+        if len(m.group()) > 300:
+            raise _PathError(f"the number at position {m.start() - self.shift} has more than 300 characters")
         return float(m.group()) if any(c in m.group() for c in ".eE") else int(m.group())
 
     def regex(self) -> re.Pattern[str]:
@@ -793,6 +821,8 @@ def compile_path(path: str, *, field: str | None = None) -> JSONPath:
         return _compile(path)
     except _PathError as e:
         raise ConfigError(f"invalid JSONPath {path!r}: {e}", field=field) from None
+    except RecursionError:  # a safety net: the parser bounds nesting itself
+        raise ConfigError(f"invalid JSONPath {path!r}: it nests too deeply", field=field) from None
 
 
 def excerpt(value: Any, limit: int = 300) -> str:

@@ -582,3 +582,106 @@ def test_compile_many_runs_filter_paths_as_generated_code() -> None:
     assert fn({"type": "content_block_delta", "delta": {"text": "x"}}) == ("x", MISSING)
     assert fn({"type": "message_delta", "usage": {"output_tokens": 3}}) == (MISSING, 3)
     assert compile_path(ANTHROPIC).first_of.__name__ == "first"  # the generated function
+
+
+# ---- fuzz: any path text compiles or raises ConfigError; evaluation never raises nor hangs ----
+
+_PATH_TOKENS = [
+    "$", "@", ".", "..", "[", "]", "[?(", "?(", "(", ")", "*", ":", "::", ",", "'a'", '"b"', "'", '"',
+    "a", "b", "0", "-1", "2", "113667776004", "-113667776004", "==", "===", "!=", "<", ">=", "&&", "||",
+    "!", "=~", "/a.*/i", "/", "length()", "sum()", "keys()", "nope()", " ", "{", "}", '{"k": 1}',
+    "true", "null", " in ", " nin ", "[1, 'a']", "\\", "\\u0041", "^", "-", "e5", "1.5",
+]  # fmt: skip
+_fuzz_paths = _st.lists(_st.sampled_from(_PATH_TOKENS), min_size=1, max_size=14).map("".join) | _st.text(
+    max_size=12
+)
+_FUZZ_DOCS = [
+    {"a": [1, {"a": 2, "b": "x"}, [3, {"b": None}]], "b": {"a": {"a": "1"}}},
+    [{"a": 1}, {"b": [1, 2]}, "s", None, [[]]],
+    "text",
+    7,
+    None,
+]
+
+
+def _run_bounded(path: str) -> str | None:
+    """What went wrong evaluating ``path`` on the fuzz documents within 2 s, or None."""
+    import threading
+
+    box: list[str | None] = []
+
+    def work() -> None:
+        try:
+            compiled = compile_path(path)
+        except ConfigError:
+            box.append(None)
+            return
+        except BaseException as e:  # anything else is a defect
+            box.append(f"compile raised {type(e).__name__}: {e}")
+            return
+        try:
+            for doc in _FUZZ_DOCS:
+                compiled.find(doc)
+                compiled.first(doc)
+                compile_many((path, "$.a"))(doc)
+            box.append(None)
+        except BaseException as e:
+            box.append(f"evaluation raised {type(e).__name__}: {e}")
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(2.0)
+    return "did not finish in 2 s" if worker.is_alive() else box[0]
+
+
+@settings(max_examples=600, deadline=None)
+@_given(path=_fuzz_paths)
+def test_fuzzed_paths_compile_or_raise_config_error_and_never_hang(path: str) -> None:
+    assert _run_bounded(path) is None, path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "$" + "[?(@" * 400 + ".a" + ")]" * 400,  # deep nesting: a ConfigError, not a RecursionError
+        "$[?(" + "!" * 5000 + "@.a)]",
+        "$[?(" + "(" * 5000 + "@.a" + ")" * 5000 + ")]",
+        "$[" + "1" * 5000 + "]",  # past int()'s digit limit
+        "$[?(@.a == " + "1" * 5000 + ")]",
+        "$[" + "9" * 40 + ":" + "-" + "9" * 40 + "]",
+        "$.a[-113667776004:2]",  # issue 9: looped over 10^11 indexes
+        "$..a..b..*..[0]..[?(@)]..[-1:]",
+        "$[?(@.a == " + "[" * 3000 + ")]",
+        "$[?(@.a == " + '{"a":' * 3000 + "1" + "}" * 3000 + ")]",
+    ],
+    ids=[
+        "nested-filters",
+        "many-nots",
+        "many-parens",
+        "long-index",
+        "long-literal",
+        "huge-slice",
+        "issue-9",
+        "scans",
+        "deep-list-literal",
+        "deep-object-literal",
+    ],
+)
+def test_pathological_paths_are_bounded(path: str) -> None:
+    assert _run_bounded(path) is None
+
+
+def test_nesting_is_bounded_with_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="nests more than 64 levels"):
+        compile_path("$" + "[?(@" * 400 + ".a" + ")]" * 400)
+    nested = compile_path("$" + "[?(@" * 10 + ".a" + ")]" * 10)  # ten levels are fine
+    assert nested.find({"a": 1}) == [{"a": 1}]
+
+
+def test_slices_visit_at_most_twice_the_list() -> None:
+    from nbllm._extract import _slice_range
+
+    for start in (None, -(10**11), -7, -1, 0, 3, 10**11):
+        for stop in (None, -(10**11), -2, 0, 2, 10**11):
+            for n in (0, 1, 5):
+                assert len(_slice_range(start, stop, n)) <= 2 * n, (start, stop, n)
