@@ -261,7 +261,7 @@ def _then(step: _Step, rest: _Step | None) -> _Step:
     return lambda n, r: [m for x in step(n, r) for m in rest(x, r)]
 
 
-def _scan(target: _Seg, from_target: _Step) -> _Step:
+def _scan(target: _Seg, from_target: _Step, leaf: bool) -> _Step:
     """Jayway's ScanPathToken: walk every value depth first, the start included, and wherever the
     next segment can apply (an object holding the key, a list for an index or slice, anything for
     '*', what a filter accepts) evaluate the rest of the path from there."""
@@ -269,8 +269,10 @@ def _scan(target: _Seg, from_target: _Step) -> _Step:
     match: Callable[[Any, Any], bool]
     if kind == "key":
         match = lambda n, r: isinstance(n, dict) and arg in n  # noqa: E731
-    elif kind == "keys":  # a merging (final) multi-key needs every key; Jayway's containsAll
+    elif kind == "keys" and leaf:  # a merging (final) multi-key needs every key; Jayway's containsAll
         match = lambda n, r: isinstance(n, dict) and all(k in n for k in arg)  # noqa: E731
+    elif kind == "keys":
+        match = lambda n, r: isinstance(n, dict)  # noqa: E731
     elif kind in ("index", "slice"):
         match = lambda n, r: type(n) is list  # noqa: E731
     elif kind == "wild":
@@ -304,8 +306,9 @@ def _chain(segs: list[_Seg], strict: bool = False) -> _Step:
             return None
         kind, arg = segs[i]
         if kind == "scan":
-            target = _step(*segs[i + 1], i + 2 == len(segs), strict, False)
-            return _scan(segs[i + 1], _then(target, build(i + 2, False)))
+            leaf = i + 2 == len(segs)
+            target = _step(*segs[i + 1], leaf, strict, False)
+            return _scan(segs[i + 1], _then(target, build(i + 2, False)), leaf)
         leaf = i == len(segs) - 1
         definite = kind == "key" or (kind == "index" and len(arg) == 1) or (kind == "keys" and leaf)
         return _then(_step(kind, arg, leaf, strict, upstream), build(i + 1, upstream and definite))

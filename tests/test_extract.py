@@ -127,6 +127,7 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("$..*[?(@.id > 2)].id", [{"a": [{"id": 3}, {"id": 1}]}, {"id": 4}], [4, 3, 3]),
     ("$..[1].k", {"a": [{"k": 1}, {"k": 2}], "b": [[0, {"k": 3}]]}, [2, 3]),
     ("$..['c','d']", [{"c": 1, "d": 2}, {"c": 3}], [{"c": 1, "d": 2}]),  # needs both keys
+    ("$..['c','d'].v", [{"c": {"v": 1}}, {"d": {"v": 2}}], [1, 2]),  # not merging: any object
     ("$[?(@..child)]", [{"k": [{"child": 1}]}, {}], [{"k": [{"child": 1}]}, {}]),
     # Jayway's reading of unrooted and dotted-bracket paths
     (".key", {"key": 1, "a": {"key": 2}}, [1, 2]),  # '$..key'
@@ -553,6 +554,37 @@ def test_generated_filter_code_agrees_with_the_interpreted_engine(doc: Any, root
         for d in (doc, [doc, {"a": 1, "type": "x"}] if root_list else doc):
             interpreted = compiled._first_generic(d)
             assert compiled.first_of(d) is interpreted, (path, d)
+
+
+PRESET_SHAPES = [  # (stream path as the provider presets write it, an event it must select, the text)
+    (
+        ANTHROPIC,
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a"}},
+        "a",
+    ),
+    (
+        "$[?(@.type == 'response.output_text.delta')].delta",
+        {"type": "response.output_text.delta", "delta": "b"},
+        "b",
+    ),
+    (
+        "$[?(@.type == 'content-delta')].delta.message.content.text",
+        {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": "c"}}}},
+        "c",
+    ),
+    (COZE, {"type": "answer", "content": "d"}, "d"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "event", "text"), PRESET_SHAPES, ids=["anthropic", "responses", "cohere", "coze"]
+)
+def test_preset_filter_paths_are_inline_code(path: str, event: dict[str, Any], text: str) -> None:
+    compiled = compile_path(path)
+    assert compiled.code is not None and not re.search(r"\bp\d+\(", compiled.code)
+    assert compiled.first(event) == text
+    assert compiled.first({**event, "type": "other"}) is MISSING
+    assert compile_many((path, "$.usage.output_tokens"))(event) == (text, MISSING)
 
 
 def test_generated_filter_code_table() -> None:
