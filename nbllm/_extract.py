@@ -22,12 +22,14 @@ Users paste paths written for AutoDev, which runs Jayway JsonPath (Java), so thi
 - Functions end a path: ``length()``/``size()``, ``sum()``, ``min()``, ``max()``, ``avg()``,
   ``stddev()``, ``keys()``, ``first()``, ``last()``, also inside filters (``@.length() > 2``).
 
-Evaluation is bounded: each segment visits a value at most once per match reaching it, ``..``
-walks with an explicit stack (a deep document cannot overflow Python's stack), and slices never
-loop over indexes the list does not have. Paths of keys and indices compile to a tuple walked by
-a plain loop; paths of keys, indices and filters compile to generated Python where a filter's
-common forms (key-vs-literal comparisons, ``&&``, ``||``, ``!``, existence) become inline
-expressions; everything else runs on closures built once per path.
+Evaluation is bounded: slices never loop over indexes the list does not have, ``..`` walks with
+an explicit stack (a deep document cannot overflow Python's stack), filters nest at most 64 deep,
+and one evaluation may produce or visit at most 1,000,000 values, all segments together: paths
+whose matches multiply (``$..*..*..*`` on a deep document, ``[0,0,0,0]`` repeated) stop there,
+match nothing and warn (RuntimeWarning), where real documents need a few thousand. Paths of keys
+and indices compile to a tuple walked by a plain loop; paths of keys, indices and filters compile
+to generated Python where a filter's common forms (key-vs-literal comparisons, ``&&``, ``||``,
+``!``, existence) become inline expressions; everything else runs on closures built once per path.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import json
 import math
 import operator
 import re
+import threading
+import warnings
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final, NoReturn
@@ -66,6 +70,27 @@ _Node = tuple[Any, ...]  # a filter expression: ("or"|"and", [nodes]) ("not", no
 
 class _PathError(Exception):
     """The path is invalid (the message says where and why)."""
+
+
+class _TooMuch(Exception):
+    """The evaluation spent its budget of steps (see _MAX_STEPS)."""
+
+
+_MAX_STEPS = 1_000_000  # values one find() may produce or visit, all segments together (~0.5 s)
+
+
+class _Budget(threading.local):
+    left = _MAX_STEPS
+
+
+_budget = _Budget()
+
+
+def _spend(steps: int) -> None:
+    budget = _budget
+    budget.left -= steps
+    if budget.left < 0:
+        raise _TooMuch
 
 
 class _NotFound(Exception):
@@ -258,7 +283,15 @@ def _step(kind: str, arg: Any, leaf: bool, strict: bool, upstream: bool) -> _Ste
 def _then(step: _Step, rest: _Step | None) -> _Step:
     if rest is None:
         return step
-    return lambda n, r: [m for x in step(n, r) for m in rest(x, r)]
+
+    def then(n: Any, r: Any) -> list[Any]:
+        found = step(n, r)
+        _spend(len(found) + 1)  # the rest runs once per match: unions and scans multiply
+        out = [m for x in found for m in rest(x, r)]
+        _spend(len(out))
+        return out
+
+    return then
 
 
 def _scan(target: _Seg, from_target: _Step, leaf: bool) -> _Step:
@@ -289,10 +322,12 @@ def _scan(target: _Seg, from_target: _Step, leaf: bool) -> _Step:
                 if match(n, root):
                     out += from_target(n, root)
                 stack.extend(reversed(list(n.values())))
+                _spend(len(n) + 1)
             elif type(n) is list:
                 if match(n, root):
                     out += from_target(n, root)
                 stack.extend(reversed(n))
+                _spend(len(n) + 1)
         return out
 
     return scan
@@ -629,6 +664,7 @@ class _Parser:
 
 # ------------------------------------------------------------------------------ code generation
 
+_CALLS_CLOSURE = re.compile(r"\bp\d+\(")  # generated code calling an interpreted sub-expression
 _MAX_GENERATED_FILTERS = 3  # each filter doubles the generated code (object branch, list branch)
 
 
@@ -785,6 +821,8 @@ class JSONPath:
             self.first_of = lambda doc: _lookup(keys, doc)
         elif self._func is None and (generated := _generate(segs)) is not None:
             self.first_of, self.code = generated
+            if _CALLS_CLOSURE.search(self.code):
+                self.first_of = self._bounded(self.first_of)
 
     def _first_generic(self, doc: Any) -> Any:
         found = self.find(doc)
@@ -795,12 +833,38 @@ class JSONPath:
         if self._keys is not None:
             value = _lookup(self._keys, obj)
             return [] if value is MISSING else [value]
-        found = self._run(obj, obj)
+        _budget.left = _MAX_STEPS
+        try:
+            found = self._run(obj, obj)
+        except _TooMuch:
+            self._gave_up()
+            return []
         if self._func is None:
             return found
         value = (found[0] if found else MISSING) if self.is_definite else found
         value = MISSING if value is MISSING else self._func(value)
         return [] if value is MISSING else [value]
+
+    def _gave_up(self) -> None:
+        warnings.warn(
+            f"JSONPath {self.source!r} stopped after {_MAX_STEPS:,} steps on one document and "
+            "matched nothing: several '..' or long index unions multiply its matches; simplify it",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _bounded(self, generated: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Generated code that calls interpreted closures gets the same budget as find()."""
+
+        def first(doc: Any) -> Any:
+            _budget.left = _MAX_STEPS
+            try:
+                return generated(doc)
+            except _TooMuch:
+                self._gave_up()
+                return MISSING
+
+        return first
 
     def first(self, obj: Any, default: Any = MISSING) -> Any:
         """The first match, or ``default`` (:data:`MISSING` unless given) when nothing matches."""

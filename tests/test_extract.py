@@ -717,3 +717,36 @@ def test_slices_visit_at_most_twice_the_list() -> None:
         for stop in (None, -(10**11), -2, 0, 2, 10**11):
             for n in (0, 1, 5):
                 assert len(_slice_range(start, stop, n)) <= 2 * n, (start, stop, n)
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    node = doc
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("path", "doc"),
+    [
+        ("$" + "[0,0,0,0,0,0,0,0,0,0]" * 8, [[[[[[[[1]]]]]]]]),  # 10^8 matches
+        ("$..*..*..*", _deep(300)),  # ~300^3 / 6 chains
+        ("$[?(@..*..*..a)].x", _deep(300)),  # the same inside generated code's closure
+    ],
+    ids=["union-bomb", "scan-bomb", "scan-bomb-in-filter"],
+)
+def test_multiplying_paths_stop_with_a_warning_instead_of_hanging(path: str, doc: Any) -> None:
+    compiled = compile_path(path)
+    with pytest.warns(RuntimeWarning, match=r"stopped after 1,000,000 steps .* simplify it"):
+        assert compiled.first(doc) is MISSING
+    with pytest.warns(RuntimeWarning):
+        assert compiled.find(doc) == []
+    assert compile_path("$..a").find(_deep(300))  # a deep document alone is fine (no recursion)
+
+
+def test_budget_is_far_above_real_documents() -> None:
+    big = {"items": [{"id": i, "tags": ["a", "b"], "meta": {"x": i}} for i in range(20000)]}
+    assert len(compile_path("$..*").find(big)) == 140001
+    assert len(compile_path("$..[?(@.id >= 0)].meta.x").find(big)) == 20000
