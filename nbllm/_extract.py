@@ -12,8 +12,9 @@ Users paste paths written for AutoDev, which runs Jayway JsonPath (Java), so thi
   missing on the way" (``@.a.*`` holds for ``{"a": 0}``, ``@.a[?(...)]`` for ``{"a": []}``).
 - A missing value equals nothing (``!=``/``nin`` are true for it); ``==`` compares a number
   with a numeric string by value; ``===``/``!==`` also need the same type; ``<`` ``>`` compare
-  only number/number and string/string; ``=~ /re/i`` must match the whole text; literals may be
-  JSON objects or lists; comparisons never raise.
+  only number/number and string/string; ``=~ /re/i`` must match the whole text; ``in``, ``nin``,
+  ``contains``, ``size``, ``empty``, ``subsetof``, ``anyof``, ``noneof`` as Jayway has them;
+  literals may be JSON objects or lists; comparisons never raise.
 - A trailing ``['a','b']`` yields one object holding those keys.
 - Slices: ``[a:b]`` with Jayway's arithmetic (``[1:-1]`` is empty, ``[-2:4]`` wraps); a step is
   ignored as Jayway ignores it; bounds are clamped to the list, so ``[-10**11:2]`` costs what
@@ -136,6 +137,17 @@ def _member(a: Any, b: Any) -> bool:
     return isinstance(b, list) and any(_eq(a, x) for x in b)
 
 
+def _sets(test: Callable[[list[Any], list[Any]], bool]) -> Callable[[Any, Any], bool]:
+    """Jayway's subsetof / anyof / noneof: both sides lists, elements compared with ==."""
+    return lambda a, b: type(a) is list and type(b) is list and test(a, b)
+
+
+def _contains(a: Any, b: Any) -> bool:  # Jayway: a list holding b, or a string holding string b
+    if type(a) is list:
+        return any(_eq(x, b) for x in a)
+    return type(a) is str and type(b) is str and b in a
+
+
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": _eq,
     "!=": lambda a, b: not _eq(a, b),
@@ -147,9 +159,14 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": _order(operator.gt),
     "in": _member,
     "nin": lambda a, b: not _member(a, b),
+    "contains": _contains,
+    "size": lambda a, b: (type(a) is list or type(a) is str) and _kind(b) == "num" and len(a) == b,
+    "empty": lambda a, b: (type(a) is list or type(a) is str) and type(b) is bool and (not a) == b,
+    "subsetof": _sets(lambda a, b: all(_member(x, b) for x in a)),
+    "anyof": _sets(lambda a, b: any(_member(x, b) for x in a)),
+    "noneof": _sets(lambda a, b: not any(_member(x, b) for x in a)),
 }
-_OP = re.compile(r"\s*(===|!==|==|!=|<=|>=|<|>|=~|nin\b|in\b)")
-_OTHER_OP = re.compile(r"\s*(contains|size|empty|subsetof|anyof|noneof)\b")
+_OP = re.compile(r"\s*(===|!==|==|!=|<=|>=|<|>|=~|(?:nin|in|contains|size|empty|subsetof|anyof|noneof)\b)")
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "u": 0}
 
 
@@ -603,8 +620,6 @@ class _Parser:
             self.expect(")")
             return node
         left = self.operand()
-        if m := _OTHER_OP.match(self.s, self.i):
-            raise _PathError(f"the filter operator {m.group(1)!r} is not supported")
         m = self.match(_OP)
         if not m:
             if left[0] == "lit":

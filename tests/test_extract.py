@@ -176,6 +176,17 @@ CASES: list[tuple[str, Any, list[Any]]] = [
         [{"a": [{"b": 1}]}, {"a": [1]}],
     ),
     ("$[?(@.key+50 == 100)]", [{"key+50": 100}, {"key": 50}], [{"key+50": 100}]),
+    # Jayway's word operators
+    ("$.books[?(@.tags size 2)].title", BOOKS, ["A"]),
+    ("$.books[?(@.title size 1)].title", BOOKS, ["A", "B", "c"]),  # a string's length
+    ("$.books[?(@.tags empty true)].title", BOOKS, ["B"]),
+    ("$.books[?(@.tags empty false)].title", BOOKS, ["A"]),
+    ("$.books[?(@.tags contains 'y')].title", BOOKS, ["A"]),
+    ("$[?(@.s contains 'ell')].s", [{"s": "hello"}, {"s": "hi"}, {"s": 5}], ["hello"]),
+    ("$.books[?(@.tags subsetof ['x', 'y', 'z'])].title", BOOKS, ["A", "B"]),
+    ("$.books[?(@.tags anyof ['y', 'q'])].title", BOOKS, ["A"]),
+    ("$.books[?(@.tags noneof ['y'])].title", BOOKS, ["B"]),
+    ("$[?(@.n in [1, '2'])].n", [{"n": 1}, {"n": 2}, {"n": "1"}, {}], [1, 2, "1"]),  # "1" == 1
 ]
 
 
@@ -310,7 +321,7 @@ def test_compile_cache_returns_the_same_object() -> None:
         ("$[?(@.a =~ 'x')]", "expected /regex/"),
         ("$[?(@.a =~ /x/q)]", "unknown regex flag 'q'"),
         ("$[?(@.a =~ /(/)]", "invalid regex"),
-        ("$[?(@.a size 2)]", "'size' is not supported"),
+        ("$[?(@.a size)]", "expected a path, string, number"),
         ("$[?(@.a == [1, 2)]", "expected ','"),
         ("$.a.nope()", "unknown function nope()"),
         ("$.a.concat('x')", "concat() takes arguments"),
@@ -513,6 +524,8 @@ FILTER_PATHS = (
     "$.a[?(@.b > 0)].c",
     "$.a[0][?(@.b)][?(@.c == 1)]",
     "$.type[?(@ != 'x')]",
+    "$[?(@.a size 1 || @.b empty true)]",
+    "$[?(@.a contains 'x' && @.b anyof ['b', 1])]",
 )
 _FKEYS = ["a", "b", "c", "type", "delta", "text", "created_at", "content"]
 _fdocs = _st.recursive(
