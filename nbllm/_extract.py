@@ -561,7 +561,8 @@ class _Parser:
         if self.eat("*"):
             seg: _Seg = ("wild", None)
         elif self.eat("?"):
-            self.expect("(")  # Jayway needs the parentheses: '[?(@.a)]'
+            if not self.eat("("):  # Jayway needs the parentheses
+                self.fail("expected '(' after '[?' (Jayway writes a filter [?(...)])")
             node = self.disjunction()
             seg = ("filter", (node, _pred(node)))
             self.expect(")")
