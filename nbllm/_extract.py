@@ -206,6 +206,17 @@ _FUNCS: dict[str, Callable[[Any], Any]] = {  # Jayway's functions that take no a
 }
 _ARG_FUNCS = frozenset({"concat", "append", "index"})
 
+
+def _apply(func: Callable[[Any], Any], value: Any) -> Any:
+    """A function's result, MISSING for no value or one it cannot compute (avg of 10**400)."""
+    if value is MISSING:
+        return MISSING
+    try:
+        return func(value)
+    except (OverflowError, ValueError):
+        return MISSING
+
+
 # ------------------------------------------------------------------------------ evaluation
 
 
@@ -386,7 +397,7 @@ def _path_value(segs: list[_Seg]) -> tuple[_Get, _Pred]:
         get = run
     if func is not None:
         inner = get
-        get = lambda n, r: MISSING if (v := inner(n, r)) is MISSING else func(v)  # noqa: E731
+        get = lambda n, r: _apply(func, inner(n, r))  # noqa: E731
     exists: _Pred
     if func is not None or _definite(body):
         exists = lambda n, r: get(n, r) is not MISSING  # noqa: E731
@@ -858,7 +869,7 @@ class JSONPath:
         if self._func is None:
             return found
         value = (found[0] if found else MISSING) if self.is_definite else found
-        value = MISSING if value is MISSING else self._func(value)
+        value = _apply(self._func, value)
         return [] if value is MISSING else [value]
 
     def _gave_up(self) -> None:

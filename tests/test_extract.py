@@ -157,6 +157,8 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("$.a.sum()", {"a": ["x", True]}, []),  # nothing to add: no match (Jayway raises)
     ("$.a.length()", {"a": "text"}, []),
     ("$.missing.length()", NUMS, []),
+    ("$.a.avg()", {"a": [10**400, 1]}, []),  # past a float: no match, never an OverflowError
+    ("$[?(@.a.sum() > 1)]", [{"a": [10**400]}, {"a": [2]}], [{"a": [2]}]),
     ("$[?(@.length() == 2)]", [[1, 2], [1], {"a": 1, "b": 2}, "ab"], [[1, 2], {"a": 1, "b": 2}]),
     ("$.books[?(@.tags.length() > 1)].title", BOOKS, ["A"]),
     # strict equality, object literals, existence of indefinite paths (Jayway)
