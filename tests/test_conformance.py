@@ -36,7 +36,9 @@ import pytest
 from nbllm._exceptions import ConfigError
 from nbllm._extract import compile_path
 
-yaml = pytest.importorskip("yaml")
+yaml = pytest.importorskip(
+    "yaml", reason="PyYAML reads the suite (the test extras bring it via jupyter-events)"
+)
 
 REPO = Path(__file__).resolve().parent.parent
 _CANDIDATES = (REPO.parent / "shared" / "conformance" / "jsonpath", Path("/work/shared/conformance/jsonpath"))
