@@ -442,6 +442,11 @@ CLIENTS: dict[str, Callable[[str], Client]] = {
     "nbllm-async-path-filter": lambda b: nbllm_async(
         b, stream_path="$.choices[?(@.index == 0)].delta.content"
     ),
+    # Anthropic's preset shape, `$[?(@.type == 'content_block_delta')].delta.text`: a filter on
+    # a key of the chunk itself, then keys; here on the demo server's OpenAI chunks.
+    "nbllm-async-path-filter-root": lambda b: nbllm_async(
+        b, stream_path="$[?(@.object == 'chat.completion.chunk')].choices[0].delta.content"
+    ),
     "openai-sync": openai_sync,
     "openai-async": openai_async,
     "litellm-async": litellm_async,

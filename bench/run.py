@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _proc import DemoServer, Worker, machine_busy, proc_cpu, timed_run
-from _report import render
+from _report import paired, render
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -94,6 +94,13 @@ STREAM = [
         "nbllm-async-path-filter",
         "main",
         "nbllm async, filter `$.choices[?(@.index == 0)].delta.content`",
+        "fast",
+    ),
+    (
+        "nbllm-filter-root",
+        "nbllm-async-path-filter-root",
+        "main",
+        "nbllm async, filter on the chunk `$[?(@.object == 'chat.completion.chunk')].choices[0].delta.content`",
         "fast",
     ),
     ("floor", "httpx-async", "main", "**raw httpx async `aiter_lines` + `json.loads` (the floor)**", "fast"),
@@ -372,8 +379,36 @@ def check_stream(res: dict[str, Any], client: str) -> str | None:
     return None
 
 
+ONLY: set[str] = set()  # --only: these streaming rows and the floor, nothing else
+
+
 def rows(table: list[tuple[str, str, str, str, str]], mode: Mode) -> list[tuple[str, str, str, str, str]]:
+    if ONLY:
+        return [row for row in table if table is STREAM and row[0] in ONLY | {"floor"}]
     return [row for row in table if not (mode.quick and row[0] in QUICK_SKIP)]
+
+
+def only_report(R: dict[str, Any]) -> str:
+    """--only: CPU per chunk of each selected streaming row and its ratio to the floor's, paired
+    by round as the full report pairs them (floor CPU / this row's CPU; > 1 is cheaper)."""
+    st = R["stream"]
+    base = [{**r, "cpc": r["cpu"] / N_CHUNKS} for r in st["floor"]["runs"]]
+    lines = [
+        "| client | CPU µs/chunk (median) | best | vs floor (paired median) | runs |",
+        "|---|---|---|---|---|",
+    ]
+    for e in st.values():
+        runs = [{**r, "cpc": r["cpu"] / N_CHUNKS} for r in e["runs"]]
+        if e["error"] or not runs:
+            lines.append(f"| {e['label']} | error: {e['error']} | | | 0 |")
+            continue
+        cpus = sorted(r["cpc"] * 1e6 for r in runs)
+        vs = paired(base, runs, "cpc", ("round",))
+        lines.append(
+            f"| {e['label']} | {cpus[len(cpus) // 2]:.2f} | {cpus[0]:.2f} | {vs:.2f}× | {len(runs)} |"
+        )
+    lines.append(f"\nnbllm imported from {R['nbllm_paths']}; load after: {os.getloadavg()}")
+    return "\n".join(lines)
 
 
 def run_stream(
@@ -548,10 +583,14 @@ def inner(args: argparse.Namespace) -> int:
     )
     R["params"] = dataclasses.asdict(mode)
     R["machine"] = machine_info()
-    peers = ensure_peers()
+    peers = {} if ONLY else ensure_peers()  # --only needs the project venv alone
     R["peers_missing"] = peers.get("missing", [])
-    clean_ok = ensure_clean()
-    venvs = {"main"} | ({"peers"} if PEERS_PY.exists() else set()) | ({"clean"} if clean_ok else set())
+    clean_ok = False if ONLY else ensure_clean()
+    venvs = (
+        {"main"}
+        | ({"peers"} if PEERS_PY.exists() and not ONLY else set())
+        | ({"clean"} if clean_ok else set())
+    )
     env = bench_env()
     if args.head:
         src, sha = export_head()
@@ -568,7 +607,7 @@ def inner(args: argparse.Namespace) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
-    if not args.skip_imports:
+    if not args.skip_imports and not ONLY:
         with Phase("imports", [], R):
             run_imports(mode, env, venvs, R)
 
@@ -590,16 +629,17 @@ def inner(args: argparse.Namespace) -> int:
         missing = Worker.__new__(Worker)  # a stand-in for clients whose venv is absent
         missing.error, missing.client = "this venv could not be installed", "none"
         for table in (STREAM, TTFT, CONC):
-            for _k, c, v, _l, _s in table:
+            for _k, c, v, _l, _s in rows(table, mode):
                 workers.setdefault((c, v), missing)
         ours = [server.pid] + [w.proc.pid for w in workers.values() if hasattr(w, "proc")]
         s0 = server.cpu()
         with Phase("streaming", ours, R):
             run_stream(workers, server, mode, R)
-        with Phase("ttft", ours, R):
-            run_ttft(workers, server, mode, R)
-        with Phase("concurrency", ours, R):
-            run_conc(workers, server, mode, R)
+        if not ONLY:
+            with Phase("ttft", ours, R):
+                run_ttft(workers, server, mode, R)
+            with Phase("concurrency", ours, R):
+                run_conc(workers, server, mode, R)
         R["server_cpu_total"] = server.cpu() - s0
     finally:
         for w in workers.values():
@@ -607,6 +647,16 @@ def inner(args: argparse.Namespace) -> int:
                 w.stop()
         server.stop()
 
+    if ONLY:
+        (WORK / "results-only.json").write_text(json.dumps(R, indent=1))
+        report = only_report(R)
+        if not args.no_write:
+            head = f"# Selected streaming rows\n\n`{R['command']}` ({R['machine'].get('commit')}, "
+            head += f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {N_CHUNKS} chunks, "
+            head += f"{mode.stream_repeats} rounds)\n\n"
+            (BENCH / "RESULTS-only.md").write_text(head + report + "\n")
+        print(report)
+        return 0
     if args.quick or args.skip_others:
         R["others"] = {"skipped": True}
     else:
@@ -640,9 +690,20 @@ def main() -> int:
     p.add_argument(
         "--render-only", action="store_true", help="rewrite RESULTS.md from bench/.work/results.json"
     )
+    p.add_argument(
+        "--only",
+        metavar="KEYS",
+        help="run only these streaming rows (comma-separated keys of STREAM, e.g. nbllm-filter) and "
+        "the floor; print their ratio to the floor into bench/RESULTS-only.md (not RESULTS.md)",
+    )
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--netns", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.only:
+        unknown = set(args.only.split(",")) - {row[0] for row in STREAM}
+        if unknown:
+            p.error(f"--only: unknown streaming rows {sorted(unknown)}; known: {[row[0] for row in STREAM]}")
+        ONLY.update(args.only.split(","))
     if args.render_only:
         report = render(json.loads((WORK / "results.json").read_text()), N_CHUNKS, LEVELS)
         if not args.no_write:
@@ -651,8 +712,9 @@ def main() -> int:
         return 0
     if args.inner:
         return inner(args)
-    ensure_peers()  # these may need the package index: outside the namespace
-    ensure_clean()
+    if not ONLY:
+        ensure_peers()  # these may need the package index: outside the namespace
+        ensure_clean()
     can_isolate = (
         not args.no_netns
         and hasattr(os, "geteuid")

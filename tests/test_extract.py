@@ -87,7 +87,8 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("$.books[?(@.title nin ['A', 'c'])].price", BOOKS, [12]),
     ("$.books[?(@.tags[0] == 'x')].title", BOOKS, ["A"]),
     ("$.books[?(@['title'] != 'A')].title", BOOKS, ["B", "c"]),
-    ("$.books[?(@.tags[?(@ == 'y')])].title", BOOKS, ["A"]),
+    # Jayway: a sub-filter as existence test holds unless a property is missing (empty is fine)
+    ("$.books[?(@.tags[?(@ == 'y')])].title", BOOKS, ["A", "B"]),
     ("$.books[?( @.price==8 )].title", BOOKS, ["A"]),
     ("$.books[?(@.price == 8 && @.title == 'A' || @.title == 'c')].title", BOOKS, ["A", "c"]),
     ("$.books[?(!(@.price == 8 || @.price == 12))].title", BOOKS, ["c"]),
@@ -118,9 +119,71 @@ CASES: list[tuple[str, Any, list[Any]]] = [
     ("$[?(@.type == 'answer')].content", {"type": "verbose", "content": "x"}, []),
     ("$.data[?(@.delta)].delta", {"data": {"delta": "d"}}, ["d"]),
     ("$[?(@.a)]", "scalar", []),
-    # recursive descent falls back to jsonpath-ng
+    # recursive descent: depth first, the start included, each value before its children
     ("$..b", {"a": {"b": 1, "c": [{"b": 2}]}, "b": 0}, [0, 1, 2]),
     ("$..content", WHOLE, ["Hello"]),
+    ("$..[?(@.id == 2)].id", {"id": 2, "m": [{"id": 2}, {"id": 3}]}, [2, 2]),  # the root too
+    # Jayway finds {"id": 3} twice: as an element of the list '*' reached, and as an object itself
+    ("$..*[?(@.id > 2)].id", [{"a": [{"id": 3}, {"id": 1}]}, {"id": 4}], [4, 3, 3]),
+    ("$..[1].k", {"a": [{"k": 1}, {"k": 2}], "b": [[0, {"k": 3}]]}, [2, 3]),
+    ("$..['c','d']", [{"c": 1, "d": 2}, {"c": 3}], [{"c": 1, "d": 2}]),  # needs both keys
+    ("$..['c','d'].v", [{"c": {"v": 1}}, {"d": {"v": 2}}], [1, 2]),  # not merging: any object
+    ("$[?(@..child)]", [{"k": [{"child": 1}]}, {}], [{"k": [{"child": 1}]}, {}]),
+    # Jayway's reading of unrooted and dotted-bracket paths
+    (".key", {"key": 1, "a": {"key": 2}}, [1, 2]),  # '$..key'
+    ("[1]", [5, 6], [6]),
+    ("$.['key']", {"key": 1}, [1]),
+    ("$.choices.[0].text", CHUNK, ["t"]),
+    ("$.'key'", {"key": 1, "'key'": 2}, [2]),
+    ('$."key"', {"key": 1, '"key"': 2}, [2]),
+    # a slice step is ignored (Jayway); huge bounds are clamped, not looped over
+    ("$.a[0:4:2]", NUMS, [0, 1, 2, 3]),
+    ("$.a[3:0:-1]", NUMS, []),
+    ("$.a[1:3:]", NUMS, [1, 2]),
+    ("$.a[::]", NUMS, [0, 1, 2, 3, 4]),
+    # functions end a path and work in filters
+    ("$.a.length()", NUMS, [5]),
+    ("$.a.size()", NUMS, [5]),
+    ("$.length()", {"x": 1, "y": 2}, [2]),
+    ("$.a.sum()", NUMS, [10.0]),
+    ("$.a.min()", NUMS, [0.0]),
+    ("$.a.max()", NUMS, [4.0]),
+    ("$.a.avg()", NUMS, [2.0]),
+    ("$.a.stddev()", {"a": [2, 4, 4, 4, 5, 5, 7, 9]}, [2.0]),
+    ("$.a.keys()", {"a": {"x": 1, "y": 2}}, [["x", "y"]]),
+    ("$.a.first()", NUMS, [0]),
+    ("$.a.last()", NUMS, [4]),
+    ("$.books[*].price.sum()", BOOKS, [20.0]),  # numbers only: "9" is a string
+    ("$.a.sum()", {"a": ["x", True]}, []),  # nothing to add: no match (Jayway raises)
+    ("$.a.length()", {"a": "text"}, []),
+    ("$.missing.length()", NUMS, []),
+    ("$.a.avg()", {"a": [10**400, 1]}, []),  # past a float: no match, never an OverflowError
+    ("$[?(@.a.sum() > 1)]", [{"a": [10**400]}, {"a": [2]}], [{"a": [2]}]),
+    ("$[?(@.length() == 2)]", [[1, 2], [1], {"a": 1, "b": 2}, "ab"], [[1, 2], {"a": 1, "b": 2}]),
+    ("$.books[?(@.tags.length() > 1)].title", BOOKS, ["A"]),
+    # strict equality, object literals, existence of indefinite paths (Jayway)
+    ("$[?(@.k === 42)]", [{"k": 42}, {"k": "42"}, {"k": 42.0}], [{"k": 42}, {"k": 42.0}]),
+    ("$[?(@.k !== 42)]", [{"k": 42}, {"k": "42"}, {}], [{"k": "42"}, {}]),
+    ("$[?(@.k == '42')]", [{"k": 42}, {"k": "42"}], [{"k": 42}, {"k": "42"}]),
+    ('$[?(@.d == {"k": "v"})]', [{"d": {"k": "v"}}, {"d": {"k": "w"}}, {"d": "v"}], [{"d": {"k": "v"}}]),
+    ("$[?(@.a.*)]", [{"a": 0}, {"a": []}, {"b": 1}], [{"a": 0}, {"a": []}]),
+    (
+        "$[?(@.a[*].b)]",
+        [{"a": [{"b": 1}]}, {"a": [{"b": 1}, {}]}, {"a": [1]}],
+        [{"a": [{"b": 1}]}, {"a": [1]}],
+    ),
+    ("$[?(@.key+50 == 100)]", [{"key+50": 100}, {"key": 50}], [{"key+50": 100}]),
+    # Jayway's word operators
+    ("$.books[?(@.tags size 2)].title", BOOKS, ["A"]),
+    ("$.books[?(@.title size 1)].title", BOOKS, ["A", "B", "c"]),  # a string's length
+    ("$.books[?(@.tags empty true)].title", BOOKS, ["B"]),
+    ("$.books[?(@.tags empty false)].title", BOOKS, ["A"]),
+    ("$.books[?(@.tags contains 'y')].title", BOOKS, ["A"]),
+    ("$[?(@.s contains 'ell')].s", [{"s": "hello"}, {"s": "hi"}, {"s": 5}], ["hello"]),
+    ("$.books[?(@.tags subsetof ['x', 'y', 'z'])].title", BOOKS, ["A", "B"]),
+    ("$.books[?(@.tags anyof ['y', 'q'])].title", BOOKS, ["A"]),
+    ("$.books[?(@.tags noneof ['y'])].title", BOOKS, ["B"]),
+    ("$[?(@.n in [1, '2'])].n", [{"n": 1}, {"n": 2}, {"n": "1"}, {}], [1, 2, "1"]),  # "1" == 1
 ]
 
 
@@ -255,9 +318,17 @@ def test_compile_cache_returns_the_same_object() -> None:
         ("$[?(@.a =~ 'x')]", "expected /regex/"),
         ("$[?(@.a =~ /x/q)]", "unknown regex flag 'q'"),
         ("$[?(@.a =~ /(/)]", "invalid regex"),
-        ("$[?(@.a size 2)]", "'size' is not supported"),
+        ("$[?(@.a size)]", "expected a path, string, number"),
         ("$[?(@.a == [1, 2)]", "expected ','"),
-        ("$.a.length()", "length()"),
+        ("$.a.nope()", "unknown function nope()"),
+        ("$.a.concat('x')", "concat() takes arguments"),
+        ("$.a.length().b", "unexpected character"),
+        ("$..sum()", "cannot follow '..'"),
+        ("$..", "expected a key name"),
+        ("$[?@.a]", "expected '('"),
+        ("$[::2]", "needs a start or an end"),
+        ("$[?(@.d == {'k': 1})]", "invalid JSON object literal"),
+        ("$[?(@.key/10 == 5)]", "expected ')'"),
     ],
 )
 def test_invalid_paths_raise_config_error_naming_the_field(path: str, reason: str) -> None:
@@ -409,3 +480,305 @@ def test_compile_many_openai_chunk_and_edge_cases() -> None:
     assert compile_many(("$.a",))({"a": 1}) == (1,)
     assert compile_many(())({"a": 1}) == ()
     assert compile_many(("$.a[0]",))({"a": "str"}) == (MISSING,)  # [0] never indexes a string
+
+
+# ---- filter paths compile to generated code identical to the interpreted engine -------------
+
+ANTHROPIC = "$[?(@.type == 'content_block_delta')].delta.text"
+FILTER_PATHS = (
+    ANTHROPIC,
+    COZE,
+    "$[?(@.a)]",
+    "$[?(!@.a)].b",
+    "$[?(@.a == 1)]",
+    "$[?(@.a != 1)].b",
+    "$[?(@.a == '1')]",
+    "$[?(@.a == 'x')]",
+    "$[?(@.a != 'x')]",
+    "$[?(@.a == true)]",
+    "$[?(@.a == false)]",
+    "$[?(@.a == null)]",
+    "$[?(@.a != null)]",
+    "$[?(@.a < 1)]",
+    "$[?(@.a >= 'b')]",
+    "$[?(@.a > 1.5)]",
+    "$[?(@.a <= -1)]",
+    "$[?(@.a == 1e0)]",
+    "$[?(@.a == [1])]",
+    "$[?(@.a.b == 1)]",
+    "$[?(@.a[0] == 1)]",
+    "$[?(@.a.b)]",
+    "$[?(@['type'] == 'x')]",
+    "$[?(@.a == 1 || @.b == 'x')]",
+    "$[?(@.a == 1 && (@.b || !@.c))]",
+    "$[?(@.a in [1, 'x'])]",
+    "$[?(@.a =~ /x.*/)]",
+    "$[?(@.a == $.b)]",
+    "$[?($.b == 1)].a",
+    "$[?(@.a === 1)]",
+    "$[?(@ == 1)]",
+    "$[?(@.a.length() > 1)]",
+    "$.a[?(@.b > 0)].c",
+    "$.a[0][?(@.b)][?(@.c == 1)]",
+    "$.type[?(@ != 'x')]",
+    "$[?(@.a size 1 || @.b empty true)]",
+    "$[?(@.a contains 'x' && @.b anyof ['b', 1])]",
+)
+_FKEYS = ["a", "b", "c", "type", "delta", "text", "created_at", "content"]
+_fdocs = _st.recursive(
+    _st.none()
+    | _st.booleans()
+    | _st.sampled_from([0, 1, -1, 2, 1.0, 1.5, -1.0])
+    | _st.sampled_from(["x", "1", "b", "xyz", "content_block_delta", "answer"]),
+    lambda inner: (
+        _st.lists(inner, max_size=4) | _st.dictionaries(_st.sampled_from(_FKEYS), inner, max_size=5)
+    ),
+    max_leaves=16,
+)
+
+
+def test_common_filter_forms_compile_to_inline_code() -> None:
+    for path in (ANTHROPIC, COZE, "$[?(@.a != null && @.b < 2 || !@.c)].x", "$.data[?(@.a >= 'b')]"):
+        code = compile_path(path).code
+        assert code is not None and "def first(doc):" in code, path
+        assert not re.search(r"\bp\d+\(", code), f"{path} calls an interpreted closure:\n{code}"
+    # uncommon forms still compile, calling the interpreted closure for that sub-expression
+    assert re.search(r"\bp\d+\(", compile_path("$[?(@.a in [1])].b").code or "")
+    # paths the generator does not take
+    for path in (
+        "$.a",
+        "$..[?(@.a)]",
+        "$[*][?(@.a)]",
+        "$[?(@.a)].b.length()",
+        "$[?(@.a)][?(@.a)][?(@.a)][?(@.a)]",
+    ):
+        assert compile_path(path).code is None, path
+
+
+@settings(max_examples=400, deadline=None)
+@_given(doc=_fdocs, root_list=_st.booleans())
+def test_generated_filter_code_agrees_with_the_interpreted_engine(doc: Any, root_list: bool) -> None:
+    for path in FILTER_PATHS:
+        compiled = compile_path(path)
+        assert compiled.code is not None, path
+        for d in (doc, [doc, {"a": 1, "type": "x"}] if root_list else doc):
+            interpreted = compiled._first_generic(d)
+            assert compiled.first_of(d) is interpreted, (path, d)
+
+
+PRESET_SHAPES = [  # (stream path as the provider presets write it, an event it must select, the text)
+    (
+        ANTHROPIC,
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a"}},
+        "a",
+    ),
+    (
+        "$[?(@.type == 'response.output_text.delta')].delta",
+        {"type": "response.output_text.delta", "delta": "b"},
+        "b",
+    ),
+    (
+        "$[?(@.type == 'content-delta')].delta.message.content.text",
+        {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": "c"}}}},
+        "c",
+    ),
+    (COZE, {"type": "answer", "content": "d"}, "d"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "event", "text"), PRESET_SHAPES, ids=["anthropic", "responses", "cohere", "coze"]
+)
+def test_preset_filter_paths_are_inline_code(path: str, event: dict[str, Any], text: str) -> None:
+    compiled = compile_path(path)
+    assert compiled.code is not None and not re.search(r"\bp\d+\(", compiled.code)
+    assert compiled.first(event) == text
+    assert compiled.first({**event, "type": "other"}) is MISSING
+    assert compile_many((path, "$.usage.output_tokens"))(event) == (text, MISSING)
+
+
+def test_generated_filter_code_table() -> None:
+    p = compile_path(ANTHROPIC)
+    events = [
+        {"type": "message_start", "message": {}},
+        {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}},
+        {"type": "content_block_delta", "delta": {"type": "input_json_delta"}},
+        {"type": "content_block_delta", "delta": "not an object"},
+        {"type": 5, "delta": {"text": "no"}},
+    ]
+    assert [p.first(e, default=None) for e in events] == [None, "Hi", None, None, None]
+    assert p.first(events) == "Hi"
+    assert p.first(events[2:]) is MISSING
+    code = compile_path("$[?(@.a == 1)].a").first_of
+    assert [code(d) for d in ({"a": 1}, {"a": "1"}, {"a": True}, {"a": 1.0}, {"a": "1.0"})] == [
+        1,
+        "1",  # a string holding the number's text (Jayway)
+        MISSING,  # true is no number
+        1.0,
+        MISSING,
+    ]
+
+
+def test_compile_many_runs_filter_paths_as_generated_code() -> None:
+    fn = compile_many((ANTHROPIC, "$.usage.output_tokens"))
+    assert fn({"type": "content_block_delta", "delta": {"text": "x"}}) == ("x", MISSING)
+    assert fn({"type": "message_delta", "usage": {"output_tokens": 3}}) == (MISSING, 3)
+    assert compile_path(ANTHROPIC).first_of.__name__ == "first"  # the generated function
+
+
+# ---- fuzz: any path text compiles or raises ConfigError; evaluation never raises nor hangs ----
+
+_PATH_TOKENS = [
+    "$", "@", ".", "..", "[", "]", "[?(", "?(", "(", ")", "*", ":", "::", ",", "'a'", '"b"', "'", '"',
+    "a", "b", "0", "-1", "2", "113667776004", "-113667776004", "==", "===", "!=", "<", ">=", "&&", "||",
+    "!", "=~", "/a.*/i", "/", "length()", "sum()", "keys()", "nope()", " ", "{", "}", '{"k": 1}',
+    "true", "null", " in ", " nin ", "[1, 'a']", "\\", "\\u0041", "^", "-", "e5", "1.5",
+]  # fmt: skip
+_fuzz_paths = _st.lists(_st.sampled_from(_PATH_TOKENS), min_size=1, max_size=14).map("".join) | _st.text(
+    max_size=12
+)
+_FUZZ_DOCS = [
+    {"a": [1, {"a": 2, "b": "x"}, [3, {"b": None}]], "b": {"a": {"a": "1"}}},
+    [{"a": 1}, {"b": [1, 2]}, "s", None, [[]]],
+    "text",
+    7,
+    None,
+]
+
+
+def _run_bounded(path: str) -> str | None:
+    """What went wrong evaluating ``path`` on the fuzz documents within 2 s, or None."""
+    import threading
+
+    box: list[str | None] = []
+
+    def work() -> None:
+        try:
+            compiled = compile_path(path)
+        except ConfigError:
+            box.append(None)
+            return
+        except BaseException as e:  # anything else is a defect
+            box.append(f"compile raised {type(e).__name__}: {e}")
+            return
+        try:
+            for doc in _FUZZ_DOCS:
+                compiled.find(doc)
+                compiled.first(doc)
+                compile_many((path, "$.a"))(doc)
+            box.append(None)
+        except BaseException as e:
+            box.append(f"evaluation raised {type(e).__name__}: {e}")
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(2.0)
+    return "did not finish in 2 s" if worker.is_alive() else box[0]
+
+
+@settings(max_examples=600, deadline=None)
+@_given(path=_fuzz_paths)
+def test_fuzzed_paths_compile_or_raise_config_error_and_never_hang(path: str) -> None:
+    assert _run_bounded(path) is None, path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "$" + "[?(@" * 400 + ".a" + ")]" * 400,  # deep nesting: a ConfigError, not a RecursionError
+        "$[?(" + "!" * 5000 + "@.a)]",
+        "$[?(" + "(" * 5000 + "@.a" + ")" * 5000 + ")]",
+        "$[" + "1" * 5000 + "]",  # past int()'s digit limit
+        "$[?(@.a == " + "1" * 5000 + ")]",
+        "$[" + "9" * 40 + ":" + "-" + "9" * 40 + "]",
+        "$.a[-113667776004:2]",  # issue 9: looped over 10^11 indexes
+        "$..a..b..*..[0]..[?(@)]..[-1:]",
+        "$[?(@.a == " + "[" * 3000 + ")]",
+        "$[?(@.a == " + '{"a":' * 3000 + "1" + "}" * 3000 + ")]",
+    ],
+    ids=[
+        "nested-filters",
+        "many-nots",
+        "many-parens",
+        "long-index",
+        "long-literal",
+        "huge-slice",
+        "issue-9",
+        "scans",
+        "deep-list-literal",
+        "deep-object-literal",
+    ],
+)
+def test_pathological_paths_are_bounded(path: str) -> None:
+    assert _run_bounded(path) is None
+
+
+def test_nesting_is_bounded_with_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="nests more than 64 levels"):
+        compile_path("$" + "[?(@" * 400 + ".a" + ")]" * 400)
+    nested = compile_path("$" + "[?(@" * 10 + ".a" + ")]" * 10)  # ten levels are fine
+    assert nested.find({"a": 1}) == [{"a": 1}]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("$.a[-113667776004:2]", [0, 1, 2, 3, 4, 0, 1]),  # issue 9; Jayway's arithmetic, clamped
+        ("$.a[-100000000:1]", [0, 1, 2, 3, 4, 0]),
+        ("$.a[2:113667776004]", [2, 3, 4]),
+        ("$.a[-100000000:]", [0, 1, 2, 3, 4]),
+        ("$.a[:-100000000]", []),
+        ("$.a[113667776004:]", []),
+    ],
+)
+def test_huge_slice_bounds_are_clamped(path: str, expected: list[int]) -> None:
+    import threading
+
+    box: list[list[Any]] = []
+    worker = threading.Thread(target=lambda: box.append(compile_path(path).find(NUMS)), daemon=True)
+    worker.start()
+    worker.join(2.0)
+    assert not worker.is_alive(), f"{path} still running after 2 s"
+    assert box == [expected]
+
+
+def test_slices_visit_at_most_twice_the_list() -> None:
+    from nbllm._extract import _slice_range
+
+    for start in (None, -(10**11), -7, -1, 0, 3, 10**11):
+        for stop in (None, -(10**11), -2, 0, 2, 10**11):
+            for n in (0, 1, 5):
+                assert len(_slice_range(start, stop, n)) <= 2 * n, (start, stop, n)
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    node = doc
+    for _ in range(levels):
+        node["a"] = {}
+        node = node["a"]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("path", "doc"),
+    [
+        ("$" + "[0,0,0,0,0,0,0,0,0,0]" * 8, [[[[[[[[1]]]]]]]]),  # 10^8 matches
+        ("$..*..*..*", _deep(300)),  # ~300^3 / 6 chains
+        ("$[?(@..*..*..a)].x", _deep(300)),  # the same inside generated code's closure
+    ],
+    ids=["union-bomb", "scan-bomb", "scan-bomb-in-filter"],
+)
+def test_multiplying_paths_stop_with_a_warning_instead_of_hanging(path: str, doc: Any) -> None:
+    compiled = compile_path(path)
+    with pytest.warns(RuntimeWarning, match=r"stopped after 1,000,000 steps .* simplify it"):
+        assert compiled.first(doc) is MISSING
+    with pytest.warns(RuntimeWarning):
+        assert compiled.find(doc) == []
+    assert compile_path("$..a").find(_deep(300))  # a deep document alone is fine (no recursion)
+
+
+def test_budget_is_far_above_real_documents() -> None:
+    big = {"items": [{"id": i, "tags": ["a", "b"], "meta": {"x": i}} for i in range(20000)]}
+    assert len(compile_path("$..*").find(big)) == 140001
+    assert len(compile_path("$..[?(@.id >= 0)].meta.x").find(big)) == 20000
