@@ -605,7 +605,12 @@ def test_cohere_stream(client: httpx.Client, cohere: CohereFake) -> None:
     [
         ({}, COHERE_BODY, 401, "no api key supplied"),
         ({"authorization": "Bearer other"}, COHERE_BODY, 401, "invalid api token"),
-        (BEARER, {**COHERE_BODY, "stream_options": {"include_usage": True}}, 422, "stream_options"),
+        (
+            BEARER,
+            {**COHERE_BODY, "stream_options": {"include_usage": True}},
+            422,
+            "unknown field: parameter 'stream_options' is not a valid field",
+        ),
         (BEARER, {**COHERE_BODY, "messages": [{"role": "bot", "content": "x"}]}, 400, "role"),
         (BEARER, {**COHERE_BODY, "messages": []}, 400, "messages"),
     ],
@@ -835,7 +840,12 @@ def test_llamacpp_errors_are_the_real_servers_bytes(client: httpx.Client) -> Non
             fake.base_url + "/completion", headers=BEARER, json={"prompt": MAGIC_STREAM_ERROR, "stream": True}
         )
         events = sse_events(r.text)
-        assert events[0][0] is None and events[-1][0] == "error:" and json.loads(events[-1][1])["code"] == 500
+        assert events[0][0] is None and json.loads(events[-1][1])["error"]["code"] == 500
+    with LlamaCppFake(legacy_stream_errors=True) as old:
+        r = client.post(old.base_url + "/completion", json={"prompt": MAGIC_STREAM_ERROR, "stream": True})
+        assert r.text.endswith("\n\n") and r.text.splitlines()[-2].startswith("error: {")
+        events = sse_events(r.text)
+        assert events[-1][0] == "error:" and json.loads(events[-1][1])["code"] == 500
 
 
 # ---- 8. Azure OpenAI ------------------------------------------------------------------------------

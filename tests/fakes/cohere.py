@@ -38,6 +38,13 @@ _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "stop_sequence": "STOP_SE
 TEMPLATE_TOKENS = 5
 
 
+def _unknown(name: str) -> str:
+    return (
+        f"unknown field: parameter '{name}' is not a valid field. For proper usage, please refer to "
+        "https://docs.cohere.com/reference/chat"
+    )
+
+
 class _Invalid(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -137,7 +144,7 @@ class CohereFake(FakeServer):
     def _validate(body: dict[str, Any]) -> tuple[str, list[str]]:
         for name in body:
             if name not in FIELDS:
-                raise _Invalid(f"invalid request: unknown field: parameter {name} is not a valid field", 422)
+                raise _Invalid(_unknown(name), 422)
         if not isinstance(body.get("model"), str) or not body["model"]:
             raise _Invalid("invalid request: model must be a non-empty string", 400)
         messages = body.get("messages")
@@ -164,10 +171,7 @@ class CohereFake(FakeServer):
                 )
             for name in msg:
                 if name not in ("role", "content", "tool_calls", "tool_plan", "tool_call_id", "citations"):
-                    raise _Invalid(
-                        f"invalid request: unknown field: parameter messages[{i}].{name} is not a valid field",
-                        422,
-                    )
+                    raise _Invalid(_unknown(name), 422)
             content = msg.get("content")
             if isinstance(content, str):
                 text = content

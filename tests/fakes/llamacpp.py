@@ -5,7 +5,9 @@ Response headers and error bodies match the real server's bytes in /work/shared/
 (``llama-server-*``): ``Server: llama.cpp``, an empty ``Access-Control-Allow-Origin``, JSON as
 ``application/json; charset=utf-8`` with ``Keep-Alive: timeout=5, max=100``, streams with
 ``X-Accel-Buffering: no``, errors closing the connection. Stream lines are ``data: {...}`` ending with a
-``"stop": true`` event and no ``[DONE]``; an error after the 200 is a non-standard ``error: {...}`` line.
+``"stop": true`` event and no ``[DONE]``. An error after the 200 is ``data: {"error": {...}}`` as in
+current llama-server (since PR #16109, Sept. 2025); ``legacy_stream_errors=True`` sends the older
+builds' non-standard ``error: {...}`` SSE field instead, which standard SSE parsers silently drop.
 Unknown fields are ignored (nlohmann json reads only what it knows), recorded in ``Recorded.ignored``.
 """
 
@@ -65,9 +67,17 @@ class LlamaCppFake(FakeServer):
 
     name = "llamacpp"
 
-    def __init__(self, *, api_key: str | None = None, model: str = "tiny-llama", **kw: Any) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        model: str = "tiny-llama",
+        legacy_stream_errors: bool = False,
+        **kw: Any,
+    ) -> None:
         super().__init__(api_key=api_key, **kw)
         self.model = model
+        self.legacy_stream_errors = legacy_stream_errors
 
     @staticmethod
     def error(status: int, message: str, type_: str, code_first: bool = True) -> Reply:
@@ -137,11 +147,11 @@ class LlamaCppFake(FakeServer):
             }
             out.append(sse(event))
             if (self.stream_error or word == MAGIC_STREAM_ERROR) and i == 0:
-                out.append(
-                    b"error: "
-                    + dumps({"code": 500, "message": "fake: generation failed", "type": "server_error"})
-                    + b"\n\n"
-                )
+                error = {"code": 500, "message": "fake: generation failed", "type": "server_error"}
+                if self.legacy_stream_errors:
+                    out.append(b"error: " + dumps(error) + b"\n\n")
+                else:
+                    out.append(sse({"error": error}))
                 break
         else:
             out.append(sse({**final, "content": ""}))
