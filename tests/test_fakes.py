@@ -970,3 +970,99 @@ def test_fake_is_bounded_and_stops_with_its_context(client: httpx.Client) -> Non
             assert sock.recv(10) == b""  # closed by the fake (a hang would raise socket.timeout)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
+
+
+# ---- the same guarantees from every generation fake -----------------------------------------------
+
+PROMPT = "alpha beta gamma"
+_MSG = [{"role": "user", "content": PROMPT}]
+_GEM = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
+_AZ_PATH = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
+# name: (class, headers, (path, body) non-stream, (path, body) stream)
+CASES: dict[str, tuple[Any, dict[str, str], tuple[str, Any], tuple[str, Any]]] = {
+    "anthropic": (
+        AnthropicFake,
+        ANTH_HEADERS,
+        ("/v1/messages", {"model": "m", "max_tokens": 50, "messages": _MSG}),
+        ("/v1/messages", {"model": "m", "max_tokens": 50, "messages": _MSG, "stream": True}),
+    ),
+    "responses": (
+        ResponsesFake,
+        BEARER,
+        ("/v1/responses", {"model": "m", "input": PROMPT}),
+        ("/v1/responses", {"model": "m", "input": PROMPT, "stream": True}),
+    ),
+    "gemini": (
+        GeminiFake,
+        GKEY,
+        ("/v1beta/models/g:generateContent", _GEM),
+        ("/v1beta/models/g:streamGenerateContent?alt=sse", _GEM),
+    ),
+    "cohere": (
+        CohereFake,
+        BEARER,
+        ("/v2/chat", {"model": "m", "messages": _MSG}),
+        ("/v2/chat", {"model": "m", "messages": _MSG, "stream": True}),
+    ),
+    "ollama": (
+        OllamaFake,
+        {},
+        ("/api/chat", {"model": "llama3.2", "messages": _MSG, "stream": False}),
+        ("/api/chat", {"model": "llama3.2", "messages": _MSG}),
+    ),
+    "tgi": (TGIFake, {}, ("/generate", {"inputs": PROMPT}), ("/generate_stream", {"inputs": PROMPT})),
+    "llamacpp": (
+        LlamaCppFake,
+        {},
+        ("/completion", {"prompt": PROMPT}),
+        ("/completion", {"prompt": PROMPT, "stream": True}),
+    ),
+    "azure": (
+        AzureOpenAIFake,
+        AZ,
+        (_AZ_PATH, {"messages": _MSG}),
+        (_AZ_PATH, {"messages": _MSG, "stream": True}),
+    ),
+}
+
+
+def _with_prompt(body: Any, prompt: str) -> Any:
+    return json.loads(json.dumps(body).replace(PROMPT, prompt))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_fake_answers_fails_and_breaks_on_request(client: httpx.Client, name: str) -> None:
+    cls, headers, (path, body), (spath, sbody) = CASES[name]
+    kw = (
+        {"api_key": KEY}
+        if cls in (AnthropicFake, ResponsesFake, GeminiFake, CohereFake, AzureOpenAIFake)
+        else {}
+    )
+    with cls(**kw) as fake:
+        url, surl = fake.base_url + path, fake.base_url + spath
+        ok = client.post(url, headers=headers, json=body)
+        assert ok.status_code == 200 and f"echo: {PROMPT}" in ok.text
+        r, text = stream(client, surl, headers=headers, json=sbody)
+        assert r.status_code == 200 and "gamma" in text and fake.last.stream
+        # bad JSON: an error in the provider's shape, and the fake keeps serving
+        bad = client.post(url, headers={**headers, "content-type": "application/json"}, content=b"{nope")
+        assert 400 <= bad.status_code < 600 and fake.last.json_error is not None
+        for word in (MAGIC_4XX, MAGIC_429):
+            failed = client.post(url, headers=headers, json=_with_prompt(body, f"x {word}"))
+            assert failed.status_code == (429 if word == MAGIC_429 else 422 if name == "tgi" else 400), (
+                failed.text
+            )
+            assert isinstance(failed.json(), dict)
+        r, text = stream(
+            client, surl, headers=headers, json=_with_prompt(sbody, f"{PROMPT} {MAGIC_STREAM_ERROR}")
+        )
+        assert r.status_code == 200 and "echo" in text and "gamma" not in text  # broke after the first delta
+        assert client.post(url, headers=headers, json=body).status_code == 200
+        four = 422 if name == "tgi" else 400
+        assert [q.status for q in fake.requests] == [200, 200, bad.status_code, four, 429, 200, 200]
+    with cls(**kw, stream_error=True) as broken:
+        _, text = stream(client, broken.base_url + spath, headers=headers, json=sbody)
+        assert "echo" in text and "gamma" not in text
+    with cls(**kw, fail_status=409) as failing:
+        r = client.post(failing.base_url + path, headers=headers, json=body)
+        assert r.status_code == 409 and isinstance(r.json(), dict)
