@@ -952,6 +952,20 @@ def test_model_lists_in_three_dialects(client: httpx.Client) -> None:
         assert set(got["data"][0]) == {"id", "object", "created", "owned_by"}
 
 
+def test_anthropic_and_gemini_list_their_models(
+    client: httpx.Client, anthropic: AnthropicFake, gemini: GeminiFake
+) -> None:
+    got = client.get(anthropic.base_url + "/v1/models", headers=ANTH_HEADERS).json()
+    assert [m["id"] for m in got["data"]] == list(AnthropicFake.models) and got["has_more"] is False
+    assert client.get(anthropic.base_url + "/v1/models").status_code == 401
+    got = client.get(gemini.base_url + "/v1beta/models", headers=GKEY).json()
+    assert (
+        got["models"][0]["name"] == "models/gemini-fake-flash"
+        and got["models"][0]["inputTokenLimit"] == 1_048_576
+    )
+    assert client.get(gemini.base_url + "/v1beta/models").status_code == 403
+
+
 # ---- the server machinery -------------------------------------------------------------------------
 
 

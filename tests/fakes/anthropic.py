@@ -38,6 +38,8 @@ class AnthropicFake(FakeServer):
     """Strict fake of Anthropic's Messages API; the key goes in ``x-api-key`` only."""
 
     name = "anthropic"
+    #: what ``GET /v1/models`` lists (messages accept any model name)
+    models = ("claude-fake-1", "claude-fake-2")
 
     def error(self, status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> Reply:
         body = {
@@ -49,9 +51,10 @@ class AnthropicFake(FakeServer):
 
     def handle(self, req: Recorded) -> Reply | Stream:
         self.next_id()
-        if req.path != "/v1/messages":
+        listing = req.path == "/v1/models"
+        if req.path != "/v1/messages" and not listing:
             return self.error(404, "not_found_error", "Not Found")
-        if req.method != "POST":
+        if req.method != ("GET" if listing else "POST"):
             return self.error(405, "invalid_request_error", f"Method Not Allowed: {req.method}")
         if self.api_key is not None:
             key = req.headers.get("x-api-key")
@@ -64,6 +67,14 @@ class AnthropicFake(FakeServer):
             return self.error(400, "invalid_request_error", "anthropic-version: header is required")
         if version not in VERSIONS:
             return self.error(400, "invalid_request_error", f"anthropic-version: invalid version '{version}'")
+        if listing:
+            data = [
+                {"type": "model", "id": m, "display_name": m, "created_at": "2025-01-01T00:00:00Z"}
+                for m in self.models
+            ]
+            return Reply(
+                200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+            )
         if req.json_error is not None or not isinstance(req.json, dict):
             return self.error(400, "invalid_request_error", "There was an error parsing the body as JSON")
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from ._core import MAGIC_4XX, MAGIC_429, MAGIC_STREAM_ERROR, Answer, answer, count_tokens, magic
 from ._http import FakeServer, Recorded, Reply, Stream
@@ -91,6 +91,23 @@ class GeminiFake(FakeServer):
     """Strict fake of Gemini's generateContent; the key in ``x-goog-api-key`` or ``?key=``."""
 
     name = "gemini"
+    #: what ``GET /v1beta/models`` lists, with input token limits (generation accepts any model name)
+    models: ClassVar[dict[str, int]] = {"gemini-fake-flash": 1_048_576, "gemini-fake-pro": 2_097_152}
+
+    @staticmethod
+    def _model(name: str, ctx: int) -> dict[str, Any]:
+        return {
+            "name": f"models/{name}",
+            "version": "001",
+            "displayName": name,
+            "description": "A model served by the local fake.",
+            "inputTokenLimit": ctx,
+            "outputTokenLimit": 8192,
+            "supportedGenerationMethods": ["generateContent", "countTokens"],
+            "temperature": 1,
+            "topP": 0.95,
+            "topK": 64,
+        }
 
     def error(self, code: int, message: str, status: str, details: list[Any] | None = None) -> Reply:
         err: dict[str, Any] = {"code": code, "message": message, "status": status}
@@ -101,9 +118,9 @@ class GeminiFake(FakeServer):
     def handle(self, req: Recorded) -> Reply | Stream:
         n = self.next_id()
         route = _ROUTE.match(req.path)
-        if route is None or req.method != "POST":
+        listing = req.method == "GET" and req.path in ("/v1beta/models", "/v1/models")
+        if (route is None or req.method != "POST") and not listing:
             return self.error(404, f"Method not found: {req.method} {req.path}", "NOT_FOUND")
-        model, method = route.group(2), route.group(3)
         if self.api_key is not None:
             key = req.headers.get("x-goog-api-key") or req.q("key")
             if key is None and req.headers.get("authorization", "").startswith("Bearer "):
@@ -120,6 +137,10 @@ class GeminiFake(FakeServer):
                 return self.error(
                     400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT", [info]
                 )
+        if listing:
+            return Reply(200, {"models": [self._model(m, ctx) for m, ctx in self.models.items()]})
+        assert route is not None
+        model, method = route.group(2), route.group(3)
         if req.json_error is not None or not isinstance(req.json, dict):
             return self.error(400, "Invalid JSON payload received. Unexpected token.", "INVALID_ARGUMENT")
         try:
