@@ -685,6 +685,9 @@ def test_ollama_ignores_top_level_max_tokens_but_honours_num_predict(
         got["message"]["content"] == "echo: a " and got["done_reason"] == "length" and got["eval_count"] == 2
     )
     assert ollama.last.ignored == ["options.max_tokens"]
+    bot = [{"role": "bot", "content": "zz"}, *msgs]
+    got = client.post(url, json={"model": "llama3.2", "messages": bot, "stream": False}).json()
+    assert got["message"]["content"] == "echo: a b c d" and ollama.last.ignored == ["messages.0.role=bot"]
 
 
 def test_ollama_generate_and_tags(client: httpx.Client, ollama: OllamaFake) -> None:
