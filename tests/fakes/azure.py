@@ -269,6 +269,6 @@ class AzureOpenAIFake(FakeServer):
             texts.append(text)
             if role == "user":
                 last_user = text
-        if last_user is None:
-            raise _Invalid("the conversation must contain at least one user message - 'messages'")
+        if last_user is None:  # the API does not require a user turn: answer the last text
+            last_user = texts[-1]
         return last_user, texts

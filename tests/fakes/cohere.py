@@ -193,6 +193,6 @@ class CohereFake(FakeServer):
             texts.append(text)
             if role == "user":
                 last_user = text
-        if last_user is None:
-            raise _Invalid("invalid request: messages must contain at least one user message", 400)
+        if last_user is None:  # the API does not require a user turn: answer the last text
+            last_user = texts[-1]
         return last_user, texts

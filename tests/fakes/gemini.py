@@ -277,10 +277,8 @@ class GeminiFake(FakeServer):
             texts.append(text)
             if role == "user":
                 last_user = text
-        if last_user is None:
-            raise _Invalid(
-                "* GenerateContentRequest.contents: the conversation needs at least one user turn\n"
-            )
+        if last_user is None:  # the API does not require a user turn: answer the last text
+            last_user = texts[-1]
         return last_user, texts, system_text, config
 
 

@@ -274,6 +274,13 @@ class ResponsesFake(FakeServer):
                 "input",
                 "invalid_type",
             )
+        if not inp:
+            raise _Invalid(
+                "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty "
+                "array instead.",
+                "input",
+                "empty_array",
+            )
         texts, last_user = [], None
         for i, item in enumerate(inp):
             if not isinstance(item, dict):
@@ -331,6 +338,6 @@ class ResponsesFake(FakeServer):
             texts.append(text)
             if role == "user":
                 last_user = text
-        if last_user is None:
-            raise _Invalid("The input must contain at least one user message.", "input", "invalid_value")
+        if last_user is None:  # the API does not require a user turn: answer the last text
+            last_user = texts[-1]
         return last_user, texts
