@@ -379,6 +379,7 @@ def test_responses_streams_the_documented_events(client: httpx.Client, responses
             "integer_below_min_value",
             ">= 16",
         ),
+        (BEARER, {"model": "m", "input": []}, 400, "empty_array", "minimum length 1"),
     ],
 )
 def test_responses_strictness(
