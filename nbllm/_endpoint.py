@@ -208,6 +208,11 @@ class Endpoint:
     max_seq_len: int | None = None
     tokenizer: str | None = None
     timeout: float = 60.0
+    # limits against broken or hostile servers (see README "Limits"); None switches one off
+    deadline: float | None = 300.0  # seconds for a whole non-streaming call, retries included
+    idle_timeout: float | None = None  # seconds a stream may go without an event (None: timeout)
+    max_body_bytes: int | None = 64 * 1024 * 1024  # one response, compressed and decompressed
+    max_event_bytes: int | None = 16 * 1024 * 1024  # one SSE event / NDJSON line
     verify: bool | str = True
     retries: int = 2
     params: dict[str, Any] = field(default_factory=dict)
@@ -288,6 +293,7 @@ class Endpoint:
                 s(fld, float(value))
         if self.timeout <= 0:
             raise _err("timeout", "must be > 0 seconds")
+        self._check_limits()
         for fld in ("max_seq_len", "retries"):
             value = getattr(self, fld)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
@@ -297,6 +303,18 @@ class Endpoint:
         if self.tokenizer is not None and not os.path.isfile(os.path.expanduser(self.tokenizer)):
             raise _err("tokenizer", f"{self.tokenizer!r} is not a tokenizer.json file")
         self._derive()
+
+    def _check_limits(self) -> None:
+        for fld in ("deadline", "idle_timeout"):
+            value = getattr(self, fld)
+            if value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise _err(fld, f"{value!r} must be a number of seconds > 0, or None for no limit")
+                self._set(fld, float(value))
+        for fld in ("max_body_bytes", "max_event_bytes"):
+            value = getattr(self, fld)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1024):
+                raise _err(fld, f"{value!r} must be a whole number of bytes >= 1024, or None for no limit")
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
