@@ -273,6 +273,28 @@ def test_idle_limit_does_not_cut_a_slow_but_live_stream(serve: Any) -> None:
     assert text == "01234567" and seen == list("01234567")
 
 
+def test_a_silent_server_is_stopped_by_the_deadline_not_the_longer_timeout(serve: Any) -> None:
+    srv = serve(lambda c: c.head() and c.stop.wait(10))  # headers, then nothing
+    t0 = time.perf_counter()
+    with pytest.raises(nbllm.TimeoutError, match=r"deadline of 0\.5 s") as info:
+        complete("sync", ep_for(srv, deadline=0.5, timeout=30))
+    assert "no answer within 30" not in str(info.value)
+    assert time.perf_counter() - t0 < 10  # the read wait was cut to the time left, not 30 s
+
+
+def test_no_retry_sleeps_past_the_deadline(serve: Any) -> None:
+    srv = serve(lambda c: c.head(503, extra="Retry-After: 5\r\nContent-Length: 4\r\n") and c.send(b"busy"))
+    with pytest.raises(nbllm.HTTPStatusError, match="HTTP 503"):
+        complete("sync", ep_for(srv, deadline=1, retries=3))
+    assert len(srv.conns) == 1  # a 5 s Retry-After does not fit in a 1 s deadline: given up at once
+
+
+def test_a_json_answer_with_a_byte_order_mark(serve: Any, mode: str) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps({"choices": [{"message": {"content": "bom"}}]}).encode()
+    srv = serve(lambda c: c.head(extra=f"Content-Length: {len(body)}\r\n") and c.send(body))
+    assert complete(mode, ep_for(srv)).text == "bom"
+
+
 # ---- size limits ----------------------------------------------------------------------------------
 
 
