@@ -263,3 +263,28 @@ def test_inflater_ignores_data_after_the_end_and_rejects_garbage() -> None:
     assert b"".join(inf.decode(gzip.compress(b"abc") + b"trailing junk" * 1000)) == b"abc"
     with pytest.raises(ValueError, match="corrupt"):
         list(Inflater().decode(b"\x1f\x8b\x08\x00garbage-garbage-garbage"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payloads=st.lists(
+        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=8),
+        min_size=1,
+        max_size=6,
+    ),
+    ends=st.lists(st.sampled_from(["\n", "\r", "\r\n"]), min_size=12, max_size=12),
+    bom=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=12),
+)
+def test_mixed_line_ends_any_split(payloads: list[str], ends: list[str], bom: bool, cuts: list[int]) -> None:
+    """LF, CR and CRLF mixed, a CR cut from its LF, a BOM cut anywhere: the same events."""
+    seq = ends * 10
+    for i in range(1, len(seq)):  # CR then LF would be one CRLF line end: make it CR, CRLF
+        if seq[i - 1] == "\r" and seq[i] == "\n":
+            seq[i] = "\r\n"
+    it = iter(seq)
+    text = "".join(f"data: {p}{next(it)}{next(it)}" for p in payloads)
+    data = (BOM if bom else b"") + text.encode()
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert sse_all(chunks) == [(None, p) for p in payloads]
