@@ -146,7 +146,7 @@ class Run:
         partial = self.state.text if self.state else ""
         err = map_transport_error(exc, self.ep, self.spec.url, partial)
         now = time.perf_counter()
-        past_deadline = self.deadline_at is not None and now >= self.deadline_at
+        past_deadline = self.deadline_at is not None and now > self.deadline_at
         if past_deadline and isinstance(err, TimeoutError) and self.state is not None:
             err = self.state.limit_error(now, decompressed=False)  # the deadline, not `timeout`
             err.__cause__ = exc

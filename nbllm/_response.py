@@ -498,7 +498,7 @@ class CallState:
         got, lim = len(self.text), self.limits
         if now > lim.deadline_at:
             return TimeoutError(
-                f"no complete answer within the call's deadline of {self.ep.deadline:g} s "
+                f"no complete answer within the call's deadline of {self.ep.deadline or 0:g} s "
                 f"({lim.received:,} bytes and {got:,} characters of text arrived)",
                 partial_text=self.text,
                 retryable=False,

@@ -536,3 +536,33 @@ def test_peak_memory_stays_bounded(serve: Any, respond: Respond, kind: str, word
     assert out["peak_kb"] < PEAK_BOUND_KB, out
     if kind == "stream":
         assert out["partial"] > 3_000_000  # the text that arrived is kept
+
+
+# ---- the same rules in the pure core, with a fake clock ------------------------------------------
+
+
+def test_callstate_idle_and_deadline_with_a_fake_clock() -> None:
+    from nbllm._request import build_request
+    from nbllm._response import CallState
+
+    now = [0.0]
+    ep = Endpoint(name="pure", url="http://127.0.0.1:1/v1", idle_timeout=10)
+    spec = build_request(ep, [{"role": "user", "content": "hi"}], {}, stream=True, api_key=None)
+    state = CallState(ep, spec, t0=0.0, clock=lambda: now[0])
+    state.start(200, {"content-type": "text/event-stream"})
+    for t in (5.0, 14.0, 23.0):  # an event every 9 s: alive
+        now[0] = t
+        assert state.feed(event("x")) == [("text", "x")]
+    now[0] = 33.5  # a comment 10.5 s after the last event: idle
+    with pytest.raises(nbllm.TimeoutError, match=r"no complete event for 10\.5 s") as info:
+        state.feed(b": ping\n")
+    assert info.value.partial_text == "xxx" and info.value.retryable is False
+
+    timed = CallState(ep, spec, t0=0.0, clock=lambda: now[0], deadline_at=40.0)
+    timed.start(200, {"content-type": "text/event-stream"})
+    now[0] = 39.0
+    assert timed.feed(event("y")) == [("text", "y")]
+    now[0] = 40.5
+    with pytest.raises(nbllm.TimeoutError, match="deadline") as info:
+        timed.feed(event("z"))
+    assert info.value.partial_text == "y" and info.value.retryable is False
