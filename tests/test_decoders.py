@@ -185,23 +185,26 @@ def test_long_multiline_event_is_joined_once() -> None:
     assert sse_all(split_every(data, 100)) == [(None, "\n".join(lines))]
 
 
-def _decode_seconds(n: int, chunk: int) -> float:
+def _decode_cpu_seconds(n: int, chunk: int) -> float:
     data = b"data: " + b"x" * n + b"\n\n"
     chunks = split_every(data, chunk)
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):  # CPU time, best of 5: waiting for a shared core does not count
         dec = SSEDecoder()
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for c in chunks:
             dec.decode(c)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
+        if best > 1.0:  # one sample of a slow (quadratic) decoder is enough
+            break
     return best
 
 
 def test_one_long_line_decodes_in_linear_time() -> None:
-    """8x the line, about 8x the work (quadratic re-joining made it 64x): a ratio, not a time."""
-    small, large = _decode_seconds(256 * 1024, 1024), _decode_seconds(8 * 256 * 1024, 1024)
-    assert large / small < 24, (small, large)
+    """A line 8x longer, in 1 KiB chunks, costs about 8x (9.5x measured: caches); quadratic
+    re-joining of the pending line made it 64x. A ratio of CPU times, not a timed assert."""
+    small, large = _decode_cpu_seconds(1 << 20, 1024), _decode_cpu_seconds(8 << 20, 1024)
+    assert large / small < 32, (small, large)
 
 
 def test_sse_max_event_bounds_an_unterminated_line() -> None:
