@@ -495,12 +495,13 @@ class CallState:
     # -- limits ------------------------------------------------------------------------------
     def limit_error(self, now: float, *, decompressed: bool) -> NbllmError:
         """The error for a body over ``max_body_bytes`` or a call past its deadline."""
-        got, lim = len(self.text), self.limits
+        text, lim = self.text, self.limits  # joined once: it may be tens of MB
+        got = len(text)
         if now > lim.deadline_at:
             return TimeoutError(
                 f"no complete answer within the call's deadline of {self.ep.deadline or 0:g} s "
                 f"({lim.received:,} bytes and {got:,} characters of text arrived)",
-                partial_text=self.text,
+                partial_text=text,
                 retryable=False,
                 endpoint=self.ep.name,
                 url=self.spec.url,
@@ -512,7 +513,7 @@ class CallState:
             f"the response is larger than max_body_bytes ({lim.max_body:,} bytes"
             f"{' once decompressed' if decompressed else ''}); stopped after {size:,} bytes "
             f"and {got:,} characters of text",
-            partial_text=self.text,
+            partial_text=text,
             endpoint=self.ep.name,
             url=self.spec.url,
             hint="a server that never stops (or a compression bomb)? If the answer is legitimately "
@@ -520,11 +521,12 @@ class CallState:
         )
 
     def _idle_error(self, now: float) -> TimeoutError:
+        text = self.text
         return TimeoutError(
             f"the stream sent no complete event for {now - self.limits.last_event:.1f} s "
             f"(idle_timeout {self.limits.idle:g} s) though bytes kept arriving; "
-            f"{len(self.text):,} characters of text arrived",
-            partial_text=self.text,
+            f"{len(text):,} characters of text arrived",
+            partial_text=text,
             retryable=not self.produced,
             endpoint=self.ep.name,
             url=self.spec.url,
@@ -533,11 +535,11 @@ class CallState:
         )
 
     def _event_error(self, exc: EventTooLarge) -> StreamError:
-        kind = "SSE event" if self._sse is not None else "NDJSON line"
+        kind, text = "SSE event" if self._sse is not None else "NDJSON line", self.text
         return StreamError(
             f"one {kind} is larger than max_event_bytes ({exc.limit:,}): {exc.size:,} characters "
-            f"without an end; {len(self.text):,} characters of text arrived before it",
-            partial_text=self.text,
+            f"without an end; {len(text):,} characters of text arrived before it",
+            partial_text=text,
             endpoint=self.ep.name,
             url=self.spec.url,
             hint="the server sends a line that never ends (or one huge chunk); if it is legitimate, "
