@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._endpoint import Endpoint
-from ._exceptions import HandlerError, NbllmError
+from ._exceptions import HandlerError, NbllmError, TimeoutError
 from ._providers import ahandler_pieces, handler_pieces, handler_streams
 from ._redact import redact
 from ._request import RequestSpec
@@ -164,18 +164,41 @@ class Run:
         self.attempts = Attempts(ep)
         self.state: CallState | None = None
         self.result: Result | None = None
+        # a non-streaming call has a total deadline (retries included); a stream an idle limit
+        self.deadline_at = None if spec.stream or ep.deadline is None else time.perf_counter() + ep.deadline
+        # the body is decompressed by CallState with bounded output: ask only for what it decodes
+        self.headers = spec.headers
+        if not any(k.lower() == "accept-encoding" for k in spec.headers):
+            self.headers = {**spec.headers, "Accept-Encoding": "gzip, deflate"}
 
     def new_state(self) -> CallState:
-        self.state = CallState(self.ep, self.spec, t0=time.perf_counter())
+        self.state = CallState(self.ep, self.spec, t0=time.perf_counter(), deadline_at=self.deadline_at)
         return self.state
+
+    def timeout(self) -> float:
+        """httpx's timeout for the next attempt: the endpoint's timeout, but no wait for a byte
+        longer than the stream's idle limit or the time left before the deadline."""
+        limit = self.ep.timeout
+        if self.spec.stream and self.ep.idle_timeout is not None:
+            limit = min(limit, self.ep.idle_timeout)
+        if self.deadline_at is not None:
+            limit = min(limit, max(self.deadline_at - time.perf_counter(), 0.001))
+        return limit
 
     def retry_delay(self, exc: Exception) -> float:
         """Seconds to wait before retrying ``exc``; raises the mapped error when giving up."""
         partial = self.state.text if self.state else ""
         err = map_transport_error(exc, self.ep, self.spec.url, partial)
+        now = time.perf_counter()
+        past_deadline = self.deadline_at is not None and now > self.deadline_at
+        if past_deadline and isinstance(err, TimeoutError) and self.state is not None:
+            err = self.state.limit_error(now, decompressed=False)  # the deadline, not `timeout`
+            err.__cause__ = exc
         # once any text came out it may have reached the caller: never retry (no duplicates)
         delivered = self.state is not None and self.state.produced
         delay = self.attempts.delay(err, delivered=delivered)
+        if delay is not None and self.deadline_at is not None and now + delay >= self.deadline_at:
+            delay = None  # no time left for another attempt
         if delay is None:
             if self.attempts.count:
                 err.gave_up_after(self.attempts.count)
@@ -223,10 +246,18 @@ def http_events(run: Run, client: httpx.Client) -> Generator[Batch, None, Result
         state = run.new_state()
         try:
             with client.stream(
-                "POST", spec.url, content=spec.body, headers=spec.headers, timeout=run.ep.timeout
+                "POST",
+                spec.url,
+                content=spec.body,
+                headers=run.headers,
+                timeout=run.timeout(),
+                follow_redirects=False,  # never: a redirect would carry the key elsewhere
             ) as resp:
-                state.start(resp.status_code, resp.headers)
-                for chunk in resp.iter_bytes():
+                # CallState decompresses, within max_body_bytes; a response built in memory
+                # (httpx.MockTransport) was read and decoded by httpx already
+                done = resp.is_stream_consumed
+                state.start(resp.status_code, resp.headers, decoded=done)
+                for chunk in resp.iter_bytes() if done else resp.iter_raw():
                     if batch := state.feed(chunk):
                         yield batch
             result = state.finish()
@@ -243,10 +274,16 @@ async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[Ba
         state = run.new_state()
         try:
             async with client.stream(
-                "POST", spec.url, content=spec.body, headers=spec.headers, timeout=run.ep.timeout
+                "POST",
+                spec.url,
+                content=spec.body,
+                headers=run.headers,
+                timeout=run.timeout(),
+                follow_redirects=False,  # never: a redirect would carry the key elsewhere
             ) as resp:
-                state.start(resp.status_code, resp.headers)
-                async for chunk in resp.aiter_bytes():
+                done = resp.is_stream_consumed  # see http_events
+                state.start(resp.status_code, resp.headers, decoded=done)
+                async for chunk in resp.aiter_bytes() if done else resp.aiter_raw():
                     if batch := state.feed(chunk):
                         yield batch
             result = state.finish()

@@ -271,6 +271,11 @@ class Endpoint:
     max_seq_len: int | None = None
     tokenizer: str | None = None
     timeout: float = 60.0
+    # limits against broken or hostile servers (see README "Limits"); None switches one off
+    deadline: float | None = 300.0  # seconds for a whole non-streaming call, retries included
+    idle_timeout: float | None = None  # seconds a stream may go without an event (None: timeout)
+    max_body_bytes: int | None = 64 * 1024 * 1024  # one response, compressed and decompressed
+    max_event_bytes: int | None = 16 * 1024 * 1024  # one SSE event / NDJSON line
     verify: bool | str = True
     retries: int = 2
     params: dict[str, Any] = field(default_factory=dict)
@@ -388,6 +393,7 @@ class Endpoint:
             if value is not None:
                 s(fld, check_number(fld, value, min=0, unit="per 1K tokens", error=ConfigError))
         s("timeout", check_number("timeout", self.timeout, above=0, unit="seconds", error=ConfigError))
+        self._check_limits()
         if self.max_seq_len is not None:
             s("max_seq_len", check_int("max_seq_len", self.max_seq_len, min=1, error=ConfigError))
         s("retries", check_int("retries", self.retries, min=0, error=ConfigError))
@@ -413,6 +419,22 @@ class Endpoint:
             raise ConfigError(f"must be True, False or None, {got(self.append_path)}", field="append_path")
         if not isinstance(self.verify, (bool, str)):
             raise ConfigError(f"must be True, False or a CA bundle path, {got(self.verify)}", field="verify")
+
+    def _check_limits(self) -> None:
+        """Time and size limits against hostile servers; None switches one off."""
+        for fld in ("deadline", "idle_timeout"):
+            value = getattr(self, fld)
+            if value is not None:
+                self._set(
+                    fld,
+                    check_number(
+                        fld, value, above=0, unit="seconds, or None for no limit", error=ConfigError
+                    ),
+                )
+        for fld in ("max_body_bytes", "max_event_bytes"):
+            value = getattr(self, fld)
+            if value is not None:
+                self._set(fld, check_int(fld, value, min=1024, error=ConfigError))
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)

@@ -10,8 +10,8 @@ NbllmError(Exception)                     base: catch this to catch everything n
 ├── PromptTooLongError(NbllmError)        refused before sending: prompt over max_seq_len
 ├── RequestError(NbllmError)              the request never got an HTTP answer
 │   ├── ConnectError(RequestError)        connection refused / DNS / TLS: names the URL
-│   └── TimeoutError(RequestError)        no answer within the endpoint's timeout
-├── HTTPStatusError(NbllmError)           4xx/5xx: .status_code and the server's own message
+│   └── TimeoutError(RequestError)        no answer within timeout / idle_timeout / deadline
+├── HTTPStatusError(NbllmError)           3xx/4xx/5xx: .status_code and the server's own message
 ├── StreamError(NbllmError)               a stream broke: dropped connection, malformed chunk,
 │                                         or an in-stream {"error": ...} payload; .partial_text
 ├── ExtractionError(NbllmError)           a JSONPath matched nothing: .path and a body sample
@@ -140,11 +140,17 @@ class ConnectError(RequestError):
 
 
 class TimeoutError(RequestError):
-    """No response (or no next chunk) within the endpoint's timeout."""
+    """No response (or no next chunk) within the endpoint's timeout, a stream idle past its
+    ``idle_timeout``, or a call over its ``deadline``. ``partial_text`` holds what arrived."""
+
+    def __init__(self, message: str, *, partial_text: str = "", retryable: bool = True, **kw: Any) -> None:
+        self.partial_text = partial_text
+        super().__init__(message, retryable=retryable, **kw)
 
 
 class HTTPStatusError(NbllmError):
-    """The server answered 4xx/5xx. ``server_message`` is the server's own error text."""
+    """The server answered 4xx/5xx (or redirected: 3xx, never followed). ``server_message`` is
+    the server's own error text; ``location`` where a redirect pointed (credentials masked)."""
 
     def __init__(
         self,
@@ -154,9 +160,11 @@ class HTTPStatusError(NbllmError):
         server_message: str = "",
         body: str = "",
         retry_after: float | None = None,
+        location: str | None = None,
         **kw: Any,
     ) -> None:
         self.status_code = status_code
+        self.location = mask_url(location) if location else location
         self.server_message = redact(server_message)
         self.body = redact(body)
         self.retry_after = retry_after

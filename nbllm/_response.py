@@ -10,13 +10,16 @@ bodies, in-stream errors, and the retry policy (``Attempts``).
 from __future__ import annotations
 
 import json
+import math
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
-from ._decoders import NDJSONDecoder, SSEDecoder
+from ._decoders import ENCODINGS, EventTooLarge, Inflater, NDJSONDecoder, SSEDecoder
 from ._endpoint import Endpoint
 from ._exceptions import (
     ConnectError,
@@ -123,16 +126,44 @@ def _plan(ep: Endpoint, streamed: bool) -> tuple[JSONPath, Callable[[Any], tuple
     return plan
 
 
+class _Limits:
+    """The running counts behind CallState's limits (its own small object: CallState's attribute
+    count stays under CPython's 30 shared keys, past which every ``self.x`` gets slower)."""
+
+    __slots__ = ("deadline_at", "decoded", "idle", "last_event", "max_body", "received")
+
+    def __init__(self, ep: Endpoint, t0: float, deadline_at: float | None) -> None:
+        self.received = 0  # body bytes as sent (compressed or not)
+        self.decoded = 0  # body bytes after decompression (when compressed)
+        self.max_body = ep.max_body_bytes or sys.maxsize
+        self.deadline_at = math.inf if deadline_at is None else deadline_at
+        self.idle = ep.idle_timeout or ep.timeout
+        self.last_event = t0  # when the last stream event (or the headers) arrived
+
+
 class CallState:
-    """One HTTP attempt: decodes the response and accumulates the result."""
+    """One HTTP attempt: decodes the response and accumulates the result.
+
+    It also enforces the endpoint's limits on what arrives (checked per network chunk):
+    ``max_body_bytes`` on the body as sent and as decompressed, ``max_event_bytes`` on one
+    SSE event / NDJSON line, ``idle_timeout`` between two stream events, and the call's
+    ``deadline_at`` (a ``clock()`` time; None: no deadline)."""
 
     def __init__(
-        self, ep: Endpoint, spec: RequestSpec, *, t0: float, clock: Callable[[], float] = time.perf_counter
+        self,
+        ep: Endpoint,
+        spec: RequestSpec,
+        *,
+        t0: float,
+        clock: Callable[[], float] = time.perf_counter,
+        deadline_at: float | None = None,
     ) -> None:
         self.ep = ep
         self.spec = spec
         self.t0 = t0
         self.clock = clock
+        self.limits = _Limits(ep, t0, deadline_at)
+        self._inflater: Inflater | None = None
         self.status = 0
         self.mode = "json"
         self.retry_after: float | None = None
@@ -174,9 +205,26 @@ class CallState:
         return self._sse is not None or self._ndjson is not None
 
     # -- protocol --------------------------------------------------------------------------
-    def start(self, status: int, headers: Mapping[str, str]) -> None:
+    def start(self, status: int, headers: Mapping[str, str], *, decoded: bool = False) -> None:
+        """The status and headers arrived; ``decoded``: the body will come decompressed already."""
         self.status = status
+        self.limits.last_event = self.clock()
+        if 300 <= status < 400:
+            self.mode = "error"
+            raise self._redirect_error(headers.get("location"))
         self.retry_after = parse_retry_after(headers.get("retry-after"))
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding and encoding != "identity" and not decoded:
+            if encoding not in ENCODINGS:
+                raise StreamError(
+                    f"the server compressed the answer with Content-Encoding {encoding!r}, "
+                    "which nbllm does not decode",
+                    endpoint=self.ep.name,
+                    url=self.spec.url,
+                    hint="nbllm asks for gzip or deflate only: configure the server (or proxy) to send those "
+                    "or no compression, or remove Accept-Encoding from the endpoint's headers",
+                )
+            self._inflater = Inflater()
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         forced = self.ep.stream if self.ep.stream in ("sse", "ndjson") else None
         if status >= 400:
@@ -196,38 +244,112 @@ class CallState:
         streamed = self.mode in ("sse", "ndjson")
         self._text_path, self._extract, (self._ri, self._fi, self._pi, self._ci) = _plan(self.ep, streamed)
         if self.mode == "sse":
-            self._sse = SSEDecoder()
+            self._sse = SSEDecoder(self.ep.max_event_bytes)
         elif self.mode == "ndjson":
-            self._ndjson = NDJSONDecoder()
+            self._ndjson = NDJSONDecoder(self.ep.max_event_bytes)
 
     def feed(self, chunk: bytes) -> list[Delta]:
-        """Decode one network chunk; return the new deltas (hot path)."""
+        """Decode one network chunk; return the new deltas (hot path).
+
+        Raises ``StreamError`` past a size limit and ``TimeoutError`` past the deadline or the
+        idle limit, with the text so far in ``.partial_text``."""
+        lim = self.limits
+        lim.received += len(chunk)
+        now = self.clock()
+        if lim.received > lim.max_body or now > lim.deadline_at:
+            raise self.limit_error(now, decompressed=False)
+        if self._sse is not None and self._inflater is None:  # the hot path, inlined (see _plain)
+            try:
+                events = self._sse.decode(chunk)
+            except EventTooLarge as exc:
+                raise self._event_error(exc) from None
+            out: list[Delta] = []
+            if events:
+                lim.last_event = now
+                for _event, data in events:
+                    self._doc(data, out)
+            elif now - lim.last_event > lim.idle:
+                raise self._idle_error(now)
+            return out
+        if self._inflater is not None:
+            return self._inflate(chunk, now)
+        return self._plain(chunk, now)
+
+    def _plain(self, chunk: bytes, now: float) -> list[Delta]:
         out: list[Delta] = []
-        if self._sse is not None:
-            for _event, data in self._sse.decode(chunk):
-                self._doc(data, out)
-        elif self._ndjson is not None:
-            for line in self._ndjson.decode(chunk):
-                self._doc(line, out)
-        elif self.mode != "error" or len(self._body) < _MAX_ERROR_BODY:
-            self._body += chunk
+        try:
+            if self._sse is not None:
+                if events := self._sse.decode(chunk):
+                    self.limits.last_event = now
+                    for _event, data in events:
+                        self._doc(data, out)
+                elif now - self.limits.last_event > self.limits.idle:
+                    raise self._idle_error(now)
+            elif self._ndjson is not None:
+                if lines := self._ndjson.decode(chunk):
+                    self.limits.last_event = now
+                    for line in lines:
+                        self._doc(line, out)
+                elif now - self.limits.last_event > self.limits.idle:
+                    raise self._idle_error(now)
+            else:
+                self._body += chunk
+                if self.mode == "error" and len(self._body) >= _MAX_ERROR_BODY:  # enough to show
+                    del self._body[_MAX_ERROR_BODY:]
+                    raise self._http_error()
+        except EventTooLarge as exc:
+            raise self._event_error(exc) from None
         return out
+
+    def _inflate(self, chunk: bytes, now: float) -> list[Delta]:
+        """Decompress a chunk piece by piece, counting the decompressed bytes as they come out
+        (a few KB of gzip can expand to gigabytes: nothing is expanded past the limit)."""
+        assert self._inflater is not None
+        out: list[Delta] = []
+        pieces = self._inflater.decode(chunk)
+        while True:
+            try:
+                piece = next(pieces, None)
+            except ValueError as exc:
+                raise StreamError(
+                    f"cannot decompress the answer ({exc})",
+                    partial_text=self.text,
+                    endpoint=self.ep.name,
+                    url=self.spec.url,
+                    hint="the server's Content-Encoding header does not match its body",
+                ) from None
+            if piece is None:
+                return out
+            self.limits.decoded += len(piece)
+            if self.limits.decoded > self.limits.max_body:
+                raise self.limit_error(now, decompressed=True)
+            out += self._plain(piece, now)
 
     def finish(self) -> Result:
         """End of body: flush the decoder, raise for errors, build the result.
 
         Deltas found only now (a whole JSON body, or a last event with no blank line after it)
         are left in ``tail`` for the runner to hand out before the result."""
+        if self._inflater is not None and (rest := self._inflater.flush()):
+            self.limits.decoded += len(rest)
+            self.tail += self._plain(rest, self.clock())
         if self.mode == "error":
             raise self._http_error()
-        if self._sse is not None:
-            for _event, data in self._sse.flush():
-                self._doc(data, self.tail)
-        elif self._ndjson is not None:
-            for line in self._ndjson.flush():
-                self._doc(line, self.tail)
-        elif self._body:
-            self._doc(bytes(self._body).decode("utf-8", "replace"), self.tail, whole=True)
+        try:
+            if self._sse is not None:
+                for _event, data in self._sse.flush():
+                    self._doc(data, self.tail)
+            elif self._ndjson is not None:
+                for line in self._ndjson.flush():
+                    self._doc(line, self.tail)
+            elif body := self._body:
+                if body[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is no part of the JSON
+                    del body[:3]
+                text = body.decode("utf-8", "replace")  # no bytes() copy: a body may be large
+                self._body = bytearray()
+                self._doc(text, self.tail, whole=True)
+        except EventTooLarge as exc:
+            raise self._event_error(exc) from None
         if not self.n_docs:
             raise ExtractionError(
                 "the server answered 200 with an empty body",
@@ -390,6 +512,84 @@ class CallState:
             endpoint=self.ep.name,
             url=self.spec.url,
             hint=hint,
+        )
+
+    # -- limits ------------------------------------------------------------------------------
+    def limit_error(self, now: float, *, decompressed: bool) -> NbllmError:
+        """The error for a body over ``max_body_bytes`` or a call past its deadline."""
+        text, lim = self.text, self.limits  # joined once: it may be tens of MB
+        got = len(text)
+        if now > lim.deadline_at:
+            return TimeoutError(
+                f"no complete answer within the call's deadline of {self.ep.deadline or 0:g} s "
+                f"({lim.received:,} bytes and {got:,} characters of text arrived)",
+                partial_text=text,
+                retryable=False,
+                endpoint=self.ep.name,
+                url=self.spec.url,
+                hint="the server answers too slowly: raise the endpoint's deadline (None: no limit) "
+                "or stream the answer; the text so far is in the error's .partial_text",
+            )
+        size = lim.decoded if decompressed else lim.received
+        return StreamError(
+            f"the response is larger than max_body_bytes ({lim.max_body:,} bytes"
+            f"{' once decompressed' if decompressed else ''}); stopped after {size:,} bytes "
+            f"and {got:,} characters of text",
+            partial_text=text,
+            endpoint=self.ep.name,
+            url=self.spec.url,
+            hint="a server that never stops (or a compression bomb)? If the answer is legitimately "
+            "this large, raise the endpoint's max_body_bytes; the text so far is in .partial_text",
+        )
+
+    def _idle_error(self, now: float) -> TimeoutError:
+        text = self.text
+        return TimeoutError(
+            f"the stream sent no complete event for {now - self.limits.last_event:.1f} s "
+            f"(idle_timeout {self.limits.idle:g} s) though bytes kept arriving; "
+            f"{len(text):,} characters of text arrived",
+            partial_text=text,
+            retryable=not self.produced,
+            endpoint=self.ep.name,
+            url=self.spec.url,
+            hint="the server trickles bytes or keep-alive comments without answering: raise the "
+            "endpoint's idle_timeout if it is just slow; the text so far is in .partial_text",
+        )
+
+    def _event_error(self, exc: EventTooLarge) -> StreamError:
+        kind, text = "SSE event" if self._sse is not None else "NDJSON line", self.text
+        return StreamError(
+            f"one {kind} is larger than max_event_bytes ({exc.limit:,}): {exc.size:,} characters "
+            f"without an end; {len(text):,} characters of text arrived before it",
+            partial_text=text,
+            endpoint=self.ep.name,
+            url=self.spec.url,
+            hint="the server sends a line that never ends (or one huge chunk); if it is legitimate, "
+            "raise the endpoint's max_event_bytes; the text so far is in .partial_text",
+        )
+
+    def _redirect_error(self, location: str | None) -> HTTPStatusError:
+        url = self.spec.url
+        if not location:
+            return HTTPStatusError(
+                f"HTTP {self.status}: the server redirected without saying where (no Location header)",
+                status_code=self.status,
+                endpoint=self.ep.name,
+                url=url,
+                hint="check the endpoint's URL (a missing trailing slash, or http instead of https?)",
+            )
+        target = urljoin(url, location.strip())
+        here, there = urlsplit(url), urlsplit(target)
+        elsewhere = (here.scheme, here.netloc) != (there.scheme, there.netloc)
+        return HTTPStatusError(
+            f"HTTP {self.status}: the server redirected to {target}"
+            + (" (another server or scheme)" if elsewhere else ""),
+            status_code=self.status,
+            location=target,
+            endpoint=self.ep.name,
+            url=url,
+            hint=f"nbllm does not follow redirects (the request carries your key): set the endpoint's "
+            f"url to {target!r}" + (" if you trust that server" if elsewhere else ""),
         )
 
 

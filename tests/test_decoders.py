@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import time
+import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbllm._decoders import LineSplitter, NDJSONDecoder, SSEDecoder
+from nbllm._decoders import EventTooLarge, Inflater, LineSplitter, NDJSONDecoder, SSEDecoder
 
 
 def sse_all(chunks: list[bytes]) -> list[tuple[str | None, str]]:
@@ -137,3 +141,153 @@ def test_ndjson_any_split(docs: list[dict[str, str]], cuts: list[int]) -> None:
         out += dec.decode(data[a:b])
     out += dec.flush()
     assert [json.loads(x) for x in out] == docs
+
+
+# ---- byte-order mark, long lines, size limits, decompression (issue 9) --------------------------
+
+BOM = "\ufeff".encode()
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([BOM + b"data: a\n\n"], [(None, "a")]),  # the WHATWG rule: one leading BOM is dropped
+        ([BOM[:1], BOM[1:2], BOM[2:] + b"data: a\n\n"], [(None, "a")]),  # cut by the network
+        ([BOM, b"data: a\n\n"], [(None, "a")]),
+        ([b"", BOM + b"data: a\n\n"], [(None, "a")]),
+        ([BOM + BOM + b"data: a\n\n"], []),  # only the first: the second is part of a field name
+        ([b"data: a\n\n" + BOM + b"data: b\n\n"], [(None, "a")]),  # not in the middle
+        ([b'data: {"c": "\xef\xbb\xbf"}\n\n'], [(None, '{"c": "\ufeff"}')]),  # inside data: kept
+        ([BOM + b"data: tail"], [(None, "tail")]),  # flushed
+    ],
+)
+def test_sse_byte_order_mark(chunks: list[bytes], expected: list[tuple[str | None, str]]) -> None:
+    assert sse_all(chunks) == expected
+
+
+def test_ndjson_and_lines_drop_a_leading_bom() -> None:
+    dec = NDJSONDecoder()
+    assert dec.decode(BOM + b'{"a":1}\n') + dec.flush() == ['{"a":1}']
+    sp = LineSplitter()
+    assert sp.split(BOM[:2]) == [] and sp.flush() == "\ufffd"  # a cut BOM at the end: garbage
+
+
+@pytest.mark.parametrize("size", [1, 7, 1024])
+def test_long_line_in_small_chunks(size: int) -> None:
+    payload = "x" * 200_000 + "é"
+    data = f"data: {payload}\n\ndata: next\n\n".encode()
+    assert sse_all(split_every(data, size)) == [(None, payload), (None, "next")]
+
+
+def test_long_multiline_event_is_joined_once() -> None:
+    lines = [f"line {i}" for i in range(20_000)]
+    data = "".join(f"data: {x}\n" for x in lines).encode() + b"\n"
+    assert sse_all(split_every(data, 100)) == [(None, "\n".join(lines))]
+
+
+def _decode_cpu_seconds(n: int, chunk: int) -> float:
+    data = b"data: " + b"x" * n + b"\n\n"
+    chunks = split_every(data, chunk)
+    best = float("inf")
+    for _ in range(5):  # CPU time, best of 5: waiting for a shared core does not count
+        dec = SSEDecoder()
+        t0 = time.process_time()
+        for c in chunks:
+            dec.decode(c)
+        best = min(best, time.process_time() - t0)
+        if best > 1.0:  # one sample of a slow (quadratic) decoder is enough
+            break
+    return best
+
+
+def test_one_long_line_decodes_in_linear_time() -> None:
+    """A line 8x longer, in 1 KiB chunks, costs about 8x (9.5x measured: caches); quadratic
+    re-joining of the pending line made it 64x. A ratio of CPU times, not a timed assert."""
+    small, large = _decode_cpu_seconds(1 << 20, 1024), _decode_cpu_seconds(8 << 20, 1024)
+    assert large / small < 32, (small, large)
+
+
+def test_sse_max_event_bounds_an_unterminated_line() -> None:
+    dec = SSEDecoder(max_event=10_000)
+    assert dec.decode(b"data: ok\n\n") == [(None, "ok")]
+    with pytest.raises(EventTooLarge) as info:
+        for c in split_every(b"data: " + b"x" * 50_000, 1000):
+            dec.decode(c)
+    assert info.value.limit == 10_000 and 10_000 < info.value.size <= 11_000
+
+
+def test_sse_max_event_bounds_many_data_lines() -> None:
+    dec = SSEDecoder(max_event=10_000)
+    with pytest.raises(EventTooLarge):
+        for _ in range(2000):
+            dec.decode(b"data: 0123456789\n")
+    ok = SSEDecoder(max_event=10_000)
+    assert ok.decode(b"data: a\ndata: b\n\n" * 3) == [(None, "a\nb")] * 3  # counts reset per event
+
+
+def test_ndjson_max_event() -> None:
+    dec = NDJSONDecoder(max_event=2000)
+    assert dec.decode(b'{"a": 1}\n') == ['{"a": 1}']
+    with pytest.raises(EventTooLarge):
+        for c in split_every(b'{"a": "' + b"x" * 10_000, 100):
+            dec.decode(c)
+
+
+def _inflate_all(data: bytes, cut: int = 1000, piece: int = 4096) -> list[bytes]:
+    inf = Inflater(piece=piece)
+    out = [p for c in split_every(data, cut) for p in inf.decode(c)]
+    return [*out, inf.flush()]
+
+
+@pytest.mark.parametrize(
+    "compress",
+    [
+        gzip.compress,
+        zlib.compress,  # deflate as the RFC says: with a zlib header
+        lambda d: zlib.compress(d)[2:-4],  # deflate as some servers send it: raw
+    ],
+)
+def test_inflater_decodes_in_bounded_pieces(compress: Any) -> None:
+    original = b"hello " * 50_000
+    pieces = _inflate_all(compress(original))
+    assert b"".join(pieces) == original
+    assert max(len(p) for p in pieces) <= 4096
+
+
+def test_inflater_expands_a_bomb_only_as_far_as_read() -> None:
+    bomb = gzip.compress(b"\0" * 50_000_000, compresslevel=9)  # ~50 KB
+    pieces = Inflater(piece=65536).decode(bomb)
+    first = next(pieces)
+    assert len(first) == 65536  # one piece, not 50 MB: the caller can stop here
+
+
+def test_inflater_ignores_data_after_the_end_and_rejects_garbage() -> None:
+    inf = Inflater()
+    assert b"".join(inf.decode(gzip.compress(b"abc") + b"trailing junk" * 1000)) == b"abc"
+    with pytest.raises(ValueError, match="corrupt"):
+        list(Inflater().decode(b"\x1f\x8b\x08\x00garbage-garbage-garbage"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payloads=st.lists(
+        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=8),
+        min_size=1,
+        max_size=6,
+    ),
+    ends=st.lists(st.sampled_from(["\n", "\r", "\r\n"]), min_size=12, max_size=12),
+    bom=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=12),
+)
+def test_mixed_line_ends_any_split(payloads: list[str], ends: list[str], bom: bool, cuts: list[int]) -> None:
+    """LF, CR and CRLF mixed, a CR cut from its LF, a BOM cut anywhere: the same events."""
+    seq = ends * 10
+    for i in range(1, len(seq)):  # CR then LF would be one CRLF line end: make it CR, CRLF
+        if seq[i - 1] == "\r" and seq[i] == "\n":
+            seq[i] = "\r\n"
+    it = iter(seq)
+    text = "".join(f"data: {p}{next(it)}{next(it)}" for p in payloads)
+    data = (BOM if bom else b"") + text.encode()
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert sse_all(chunks) == [(None, p) for p in payloads]

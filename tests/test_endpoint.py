@@ -283,3 +283,36 @@ def test_cost() -> None:
 def test_normalize_messages_rejects_bad_items() -> None:
     with pytest.raises(ConfigError, match="message 0"):
         normalize_messages([{"content": "no role"}])
+
+
+def test_limit_fields_defaults_validation_and_roundtrip() -> None:
+    ep = Endpoint(name="x", url="http://h/v1")
+    assert (ep.deadline, ep.idle_timeout, ep.max_body_bytes, ep.max_event_bytes) == (
+        300.0,
+        None,
+        64 * 1024 * 1024,
+        16 * 1024 * 1024,
+    )
+    bad = [
+        ("deadline", 0, "> 0"),
+        ("deadline", "5", "> 0"),
+        ("idle_timeout", -1, "> 0"),
+        ("idle_timeout", True, "> 0"),
+        ("max_body_bytes", 10, ">= 1024"),
+        ("max_event_bytes", 1.5e6, "whole number"),
+    ]
+    for field, value, words in bad:
+        with pytest.raises(ConfigError) as info:
+            Endpoint(name="x", url="http://h/v1", **{field: value})
+        assert info.value.field == field and words in str(info.value)
+    custom = ep.replace(deadline=30, idle_timeout=5, max_body_bytes=None, max_event_bytes=4096)
+    assert custom.deadline == 30.0 and isinstance(custom.deadline, float)
+    data = custom.to_dict()
+    assert {k: data[k] for k in ("deadline", "idle_timeout", "max_body_bytes", "max_event_bytes")} == {
+        "deadline": 30.0,
+        "idle_timeout": 5.0,
+        "max_body_bytes": None,
+        "max_event_bytes": 4096,
+    }
+    assert Endpoint.from_dict(data) == custom
+    assert "deadline" not in ep.to_dict()  # defaults are not written out
