@@ -50,8 +50,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._endpoint import Endpoint
+from ._endpoint import Endpoint, check_key
 from ._exceptions import ConfigError, RegistryFileError, UnknownModelError, UsageError
+from ._redact import remember
 from ._validate import check_bool, check_str, got
 
 __all__ = ["Registry", "config_dir", "registry"]
@@ -215,6 +216,16 @@ def _check_entry(entry: dict[str, Any]) -> None:
 
 
 # ---- the registry ----------------------------------------------------------------------------
+
+
+def _check_env_key(ep: Endpoint) -> None:
+    """At config time, an env key that is already set must be sendable (it is checked again at
+    every call: the variable may change). The error names the problem, never the key."""
+    if ep.api_key_env:
+        raw = os.environ.get(ep.api_key_env)
+        if raw is not None and raw.strip():
+            remember(raw)
+            check_key(raw, source=f"${ep.api_key_env}", fld="api_key_env", endpoint=ep.name)
 
 
 class Registry:
@@ -517,6 +528,7 @@ class Registry:
             raise UsageError(f"must be an nbllm.Endpoint, {got(ep)}", field="ep")
         check_bool("default", default)
         check_bool("overwrite", overwrite)
+        _check_env_key(ep)
         with self._transaction():
             if ep.name in self._raw["endpoints"] and not overwrite:
                 raise ConfigError(
@@ -535,6 +547,8 @@ class Registry:
             if "name" in changes and changes["name"] != name:
                 raise ConfigError("use rename() to change the name", field="name")
             new = self.get(name).replace(**changes)
+            if "api_key_env" in changes:
+                _check_env_key(new)
             self._store(new)
         return new
 

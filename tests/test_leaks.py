@@ -554,3 +554,22 @@ def test_auth_scheme_must_be_one_word() -> None:
 def test_a_trailing_newline_does_not_slip_past_name_checks(given: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         Endpoint(**{"name": "x", "url": "http://h/v1", **given})
+
+
+def test_a_bad_env_key_is_refused_when_registered_and_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config time: `%llm_model add --key-env` / registry().add check an env key that is set (the
+    call checks it again, since the variable may change); the message names the problem only."""
+    bad = "sk-live-registered 0123456789"
+    monkeypatch.setenv("NBLLM_T_BAD_KEY", bad)
+    reg = nbllm.registry()
+    with pytest.raises(nbllm.ConfigError) as info:
+        reg.add(nbllm.Endpoint(name="k", url="http://127.0.0.1:9/v1", api_key_env="NBLLM_T_BAD_KEY"))
+    text = str(info.value)
+    assert "a space" in text and "NBLLM_T_BAD_KEY" in text and "k" not in reg.names()
+    assert "sk-live" not in text and "0123456789" not in text
+    monkeypatch.setenv("NBLLM_T_BAD_KEY", "sk-live-registered-0123456789\n")  # stripped: fine
+    reg.add(nbllm.Endpoint(name="k", url="http://127.0.0.1:9/v1", api_key_env="NBLLM_T_BAD_KEY"))
+    monkeypatch.setenv("NBLLM_T_OTHER", "two words")
+    with pytest.raises(nbllm.ConfigError, match="a space"):
+        reg.update("k", api_key_env="NBLLM_T_OTHER")
+    assert reg.get("k").api_key_env == "NBLLM_T_BAD_KEY"
