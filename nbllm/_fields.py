@@ -273,9 +273,8 @@ FIELDS: tuple[FieldSpec, ...] = (
        placeholder="optional path to a tokenizer.json (HuggingFace tokenizers)"),
     # network
     _S("timeout", "number", "network", "seconds to wait for the answer / each chunk", label="Timeout (s)",
-       metavar="S", clearable=False),
-    _S("retries", "integer", "network", "retries on 408/429/5xx and network errors", label="Retries",
-       clearable=False),
+       metavar="S"),
+    _S("retries", "integer", "network", "retries on 408/429/5xx and network errors", label="Retries"),
     _S("verify", "bool", "network",
        "do not verify TLS certificates (--verify: verify again; --ca-bundle PATH: with this PEM file)",
        label="Verify TLS certificates", syntax="verify", clearable=False,
