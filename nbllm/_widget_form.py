@@ -93,10 +93,8 @@ def _read(spec: FieldSpec, raw: Any) -> Any:
     if spec.kind == "tristate":
         return TRISTATE[raw]
     text = str(raw).strip()
-    if not text:
-        if spec.optional:
-            return None
-        return spec.default if spec.clearable else ""
+    if not text:  # as '' on %llm_model edit: the default (auth_scheme's '' means "no scheme")
+        return spec.default if spec.clearable or spec.optional else ""
     if spec.kind in _NUMBER_KINDS:
         convert, what = _NUMBER_KINDS[spec.kind]
         try:
