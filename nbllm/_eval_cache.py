@@ -23,32 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ._endpoint import Endpoint
+from ._fields import not_in_cache_key
 
 __all__ = ["Cache", "default_cache_path", "endpoint_fingerprint", "request_key"]
 
-# Endpoint fields that do not change the answer (or are secret): left out of the key.
-_NOT_IN_KEY = frozenset(
-    {
-        "name",
-        "api_key",
-        "api_key_env",
-        "auth_header",
-        "auth_scheme",
-        "timeout",
-        "deadline",
-        "idle_timeout",
-        "max_body_bytes",
-        "max_event_bytes",
-        "verify",
-        "retries",
-        "price_prompt",
-        "price_completion",
-        "max_seq_len",
-        "tokenizer",
-        "stream",
-        "stream_usage",
-    }
-)
+# Endpoint fields that do not change the answer (or are secret): left out of the key. Read from
+# the field table (FieldSpec.in_cache_key), so a new field is in the key unless it says otherwise.
+_NOT_IN_KEY = not_in_cache_key()
 _SCHEMA = "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)"
 
 

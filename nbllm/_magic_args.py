@@ -10,14 +10,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
+from ._exceptions import ConfigError
+from ._extract import compile_path
+from ._fields import FIELDS, GROUPS, TRISTATE, FieldSpec, by_name
 from ._validate import check_number
 
-__all__ = ["HelpShown", "endpoint_changes", "llm_parser", "model_parser", "number", "whole_number"]
+__all__ = [
+    "HelpShown",
+    "endpoint_changes",
+    "flag_args",
+    "llm_parser",
+    "model_parser",
+    "number",
+    "whole_number",
+]
 
 
 class HelpShown(Exception):
@@ -123,81 +134,97 @@ def _h(text: str) -> str:
     return text.replace("%", "%%")
 
 
+def _blank_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """On ``edit``, ``''`` resets a field to its default; other values are converted."""
+
+    def parse(value: str) -> Any:
+        return "" if value == "" else convert(value)
+
+    parse.__name__ = getattr(convert, "__name__", "value")  # argparse names it in errors
+    return parse
+
+
+def _jsonpath_arg(field: str) -> Callable[[str], str]:
+    """A JSONPath checked when the line is parsed, so the error names the option."""
+
+    def jsonpath(value: str) -> str:
+        try:
+            compile_path(value, field=field)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.message.removeprefix(f"{field}: ")) from None
+        return value
+
+    return jsonpath
+
+
+def _add_field_option(group: Any, spec: FieldSpec, *, edit: bool) -> None:
+    """The option(s) that set one Endpoint field, generated from its ``FieldSpec``."""
+    help_text = _h(spec.help_text(edit=edit))
+    if spec.syntax == "verify":
+        group.add_argument("--no-verify", dest="verify", action="store_const", const=False, help=help_text)
+        group.add_argument(
+            "--verify", dest="verify", action="store_const", const=True, help="verify TLS certificates again"
+        )
+        group.add_argument(
+            "--ca-bundle", dest="verify", metavar="PATH", help="verify TLS with this CA bundle (PEM file)"
+        )
+        return
+    kw: dict[str, Any] = {"dest": spec.name, "help": help_text}
+    if spec.kind == "bool":
+        group.add_argument(spec.flag, action=argparse.BooleanOptionalAction, **kw)
+        return
+    if spec.kind in ("choice", "tristate"):
+        choices = spec.choices if spec.kind == "choice" else tuple(TRISTATE)
+        group.add_argument(spec.flag, choices=choices, **kw)
+        return
+    if spec.syntax in ("header", "param"):
+        pair: Callable[[str], tuple[str, Any]] = _header_arg if spec.syntax == "header" else _param_arg
+        group.add_argument(spec.flag, action="append", type=pair, metavar=spec.metavar, **kw)
+        return
+    converters: dict[str, Callable[[str], Any]] = {
+        "json": _json_arg,
+        "number": number,
+        "integer": whole_number,
+        "jsonpath": _jsonpath_arg(spec.name),
+    }
+    convert = converters.get(spec.kind, str)
+    if spec.none_word:
+        convert = _word_or(spec.none_word, convert)
+    if edit and spec.clearable:
+        convert = _blank_or(convert)
+    group.add_argument(spec.flag, type=convert, metavar=spec.metavar, **kw)
+
+
+#: What a ``none_word`` (``--deadline none``) parses to: None itself means "option not given".
+NO_LIMIT = object()
+
+
+def _word_or(word: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``word`` (e.g. ``none``: no limit) gives None; anything else goes through ``convert``."""
+
+    def parse(value: str) -> Any:
+        return NO_LIMIT if value.strip().lower() == word else convert(value)
+
+    parse.__name__ = getattr(convert, "__name__", "value")
+    return parse
+
+
 def _add_endpoint_options(p: argparse.ArgumentParser, *, edit: bool) -> None:
-    unset = " ('' to unset)" if edit else ""
-    o = p.add_argument
-    o("--url", metavar="URL", help="base URL (completed with /chat/completions or /completions) or full URL")
-    o("--model", metavar="M", help=f"model name sent in the body (default: the endpoint's name){unset}")
-    o("--type", choices=("chat", "completion"), help="API type (default: inferred from the URL)")
-    key = p.add_mutually_exclusive_group()
-    key.add_argument(
-        "--key-env",
-        dest="api_key_env",
-        metavar="VAR",
-        help=f"read the API key from this environment variable (preferred){unset}",
-    )
-    key.add_argument(
-        "--key",
-        dest="api_key",
-        metavar="KEY",
-        help=f"a literal key, saved in a 0600 secrets file; stays in the cell source{unset}",
-    )
-    o("--auth-header", metavar="NAME", help="header carrying the key (default: Authorization)")
-    o("--auth-scheme", metavar="S", help="scheme before the key (default: Bearer; '' for none)")
-    o(
-        "--header",
-        dest="headers",
-        action="append",
-        type=_header_arg,
-        metavar="'K: V'",
-        help="extra request header (repeatable)" + ("; merged, 'K:' removes K" if edit else ""),
-    )
-    o(
-        "--fields",
-        dest="body_fields",
-        type=_json_arg,
-        metavar="JSON",
-        help="JSON object deep-merged into every request body",
-    )
-    o(
-        "--message-keys",
-        dest="message_keys",
-        type=_json_arg,
-        metavar="JSON",
-        help='rename message keys, e.g. \'{"content": "message"}\'',
-    )
-    o(
-        "--body",
-        dest="body_template",
-        type=_json_arg,
-        metavar="JSON",
-        help="full JSON body with {prompt} {messages} {system} {model} {params} {stream} ... placeholders",
-    )
-    o("--response-path", metavar="P", help=f"JSONPath of the answer in a whole response{unset}")
-    o("--stream-path", metavar="P", help=f"JSONPath of the text in each streamed chunk{unset}")
-    o("--stream", choices=("auto", "sse", "ndjson", "off"), help="streaming mode (default: auto)")
-    o(
-        "--param",
-        dest="params",
-        action="append",
-        type=_param_arg,
-        metavar="K=V",
-        help="default generation parameter, value parsed as JSON when it can be (repeatable)",
-    )
-    o("--price-prompt", type=number, metavar="X", help="price per 1K prompt tokens")
-    o("--price-completion", type=number, metavar="Y", help="price per 1K completion tokens")
-    o("--max-seq-len", type=whole_number, metavar="N", help="refuse longer prompts before sending")
-    o("--timeout", type=number, metavar="S", help="seconds to wait for the answer / each chunk (default 60)")
-    o(
-        "--retries",
-        type=whole_number,
-        metavar="N",
-        help="retries on 408/429/5xx and network errors (default 2)",
-    )
-    o("--no-verify", dest="verify", action="store_const", const=False, help="do not verify TLS certificates")
-    if edit:
-        o("--verify", dest="verify", action="store_const", const=True, help="verify TLS certificates again")
-    o("--default", action="store_true", help=_h("make it the default for %%llm"))
+    """Every Endpoint field's option, grouped as in ``nbllm._fields.GROUPS``."""
+    groups: dict[str, Any] = {}
+    key_group = None
+    for spec in FIELDS:
+        if spec.syntax == "name":  # the positional NAME
+            continue
+        if spec.group not in groups:
+            groups[spec.group] = p.add_argument_group(GROUPS[spec.group])
+        group = groups[spec.group]
+        if spec.name in ("api_key", "api_key_env"):  # one key source at a time
+            if key_group is None:
+                key_group = group.add_mutually_exclusive_group()
+            group = key_group
+        _add_field_option(group, spec, edit=edit)
+    p.add_argument("--default", action="store_true", help=_h("make it the default for %%llm"))
 
 
 def model_parser() -> _Parser:
@@ -256,9 +283,6 @@ def model_parser() -> _Parser:
     return root
 
 
-_OPTIONAL_TEXT = ("model", "api_key_env", "api_key", "response_path", "stream_path")
-
-
 def endpoint_changes(
     ns: argparse.Namespace,
     *,
@@ -266,34 +290,18 @@ def endpoint_changes(
     current_headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Endpoint fields given on the line (options left out are not in the dict)."""
-    fields = (
-        "url",
-        "model",
-        "type",
-        "api_key_env",
-        "api_key",
-        "auth_header",
-        "auth_scheme",
-        "headers",
-        "body_fields",
-        "message_keys",
-        "body_template",
-        "response_path",
-        "stream_path",
-        "stream",
-        "params",
-        "price_prompt",
-        "price_completion",
-        "max_seq_len",
-        "timeout",
-        "retries",
-        "verify",
-    )
-    changes = {f: getattr(ns, f) for f in fields if getattr(ns, f, None) is not None}
-    if edit:
-        for f in _OPTIONAL_TEXT:
-            if changes.get(f) == "":
-                changes[f] = None
+    changes: dict[str, Any] = {}
+    for spec in FIELDS:
+        value = getattr(ns, spec.name, None) if spec.syntax != "name" else None
+        if value is None:
+            continue
+        if edit and spec.clearable and value == "":
+            value = spec.default
+        elif value is NO_LIMIT:
+            value = None
+        elif spec.kind == "tristate":
+            value = TRISTATE[value]
+        changes[spec.name] = value
     if "headers" in changes:
         headers = dict(current_headers or {})
         for key, value in changes["headers"]:
@@ -309,6 +317,27 @@ def endpoint_changes(
     elif changes.get("api_key"):
         changes["api_key_env"] = None
     return changes
+
+
+def flag_args(field: str, value: Any) -> list[str]:
+    """The ``%llm_model add/edit`` arguments that set ``field`` to ``value`` (the inverse of
+    ``endpoint_changes`` for one field): used to tell users which option to type."""
+    spec = by_name(field)
+    if spec.syntax == "name":
+        return [str(value)]
+    if spec.syntax == "verify":
+        return ["--ca-bundle", value] if isinstance(value, str) else ["--verify" if value else "--no-verify"]
+    if spec.kind == "bool":
+        return [spec.flag if value else "--no-" + spec.flag[2:]]
+    if spec.kind == "tristate":
+        return [spec.flag, next(k for k, v in TRISTATE.items() if v is value)]
+    if spec.syntax == "header":
+        return [a for k, v in value.items() for a in (spec.flag, f"{k}: {v}")]
+    if spec.syntax == "param":
+        return [a for k, v in value.items() for a in (spec.flag, f"{k}={json.dumps(v)}")]
+    if spec.kind == "json":
+        return [spec.flag, json.dumps(value)]
+    return [spec.flag, str(value)]
 
 
 # ---- %%llm ------------------------------------------------------------------------------------

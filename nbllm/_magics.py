@@ -8,7 +8,6 @@ failed. Configurable with ``%config LLMMagics.output = 'text'`` etc.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from traitlets import Enum, Float
 from . import Endpoint, HTTPStatusError, NbllmError, Result, complete, registry, stream
 from ._display import duration, show, table_bundle
 from ._endpoint import masked_headers
+from ._fields import FIELDS
 from ._format import plural
 from ._interpolate import interpolate, split_json_object, split_line
 from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
@@ -55,15 +55,6 @@ _KEY_WARNING = (
     "Warning: the key is saved in nbllm's secrets file (mode 0600, shown as {masked}), but it also stays "
     "in this cell's source and IPython's history. Prefer --key-env VAR (the key stays in an environment "
     "variable), then delete the key from this cell."
-)
-_PATH_FIELDS = (
-    "response_path",
-    "stream_path",
-    "reasoning_path",
-    "stream_reasoning_path",
-    "usage_prompt_path",
-    "usage_completion_path",
-    "finish_reason_path",
 )
 
 
@@ -209,30 +200,30 @@ class LLMMagics(Magics):
             ["name", ep.name + ("  (default)" if reg.default == ep.name else "")],
             ["request URL", mask_url(ep.request_url) or "-"],
         ]
-        for f in dataclasses.fields(Endpoint):
-            if f.name in ("name", "api_key") or not f.init:  # not f.init: derived, not settable
+        for spec in FIELDS:  # every field, in the table's order
+            if spec.name in ("name", "api_key"):
                 continue
-            value = getattr(ep, f.name)
-            if f.name == "api_key_env":
+            value = getattr(ep, spec.name)
+            if spec.name == "api_key_env":
                 rows.append(["key", ep.key_source])
                 continue
-            if f.name in _PATH_FIELDS and value is None:
-                default = ep.path(f.name)
-                rows.append([f.name, f"{default}  (default)" if default else "-"])
+            if spec.kind == "jsonpath" and value is None:
+                default = ep.path(spec.name)
+                rows.append([spec.name, f"{default}  (default)" if default else "-"])
                 continue
-            if f.name == "model" and value is None:  # what is sent, as add and list show it
-                rows.append([f.name, f"{ep.model_name}  (default: the endpoint's name)"])
+            if spec.name == "model" and value is None:  # what is sent, as add and list show it
+                rows.append([spec.name, f"{ep.model_name}  (default: the endpoint's name)"])
                 continue
-            if f.name == "append_path" and value is None:
+            if spec.kind == "tristate" and value is None:
                 appended = bool(ep.url) and ep.request_url != ep.url
-                rows.append([f.name, f"{appended}  (default: from the URL)"])
+                rows.append([spec.name, f"{appended}  (default: from the URL)"])
                 continue
-            if f.name == "url":
+            if spec.name == "url":
                 value = mask_url(value)
-            elif f.name == "headers":  # an Authorization / X-Api-Key value is a key
+            elif spec.name == "headers":  # an Authorization / X-Api-Key value is a key
                 value = masked_headers(value)
             shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
-            rows.append([f.name, "-" if value is None else shown])
+            rows.append([spec.name, "-" if value is None else shown])
         show(table_bundle(["field", "value"], rows), raw=True)
 
     def _edit(self, args: Namespace, _: str | None) -> None:

@@ -17,30 +17,17 @@ import ipywidgets as W
 
 from ._endpoint import Endpoint, Secret
 from ._exceptions import ConfigError
+from ._fields import FIELDS, GROUPS, TRISTATE, FieldSpec, by_name
 from ._redact import mask_url
 from ._registry import Registry
 from ._widget_common import LABEL_STYLE, FieldError, esc, note, show
 
 __all__ = ["EndpointForm"]
 
-# field -> (label, placeholder, value when left empty)
-_JSON_FIELDS: dict[str, tuple[str, str, Any]] = {
-    "headers": ("Extra headers", '{"X-Team": "ml"}', {}),
-    "body_fields": ("Extra body fields", '{"user": "notebook", "options": {"seed": 1}}', {}),
-    "message_keys": ("Message keys", '{"role": "role", "content": "message"}', {}),
-    "body_template": ("Body template", '{"inputs": "{prompt}", "parameters": "{params}"}', None),
-    "params": ("Default parameters", '{"temperature": 0.2, "max_tokens": 256}', {}),
-}
-# field -> (label, placeholder, parser name)
-_OPTIONAL_NUMBERS: dict[str, tuple[str, str, type]] = {
-    "price_prompt": ("Prompt price", "per 1K prompt tokens, e.g. 0.0005", float),
-    "price_completion": ("Completion price", "per 1K completion tokens, e.g. 0.0015", float),
-    "max_seq_len": ("Max sequence length", "tokens; longer prompts are refused before sending", int),
-}
-_PATHS = {
-    "response_path": ("Response path", "JSONPath of the answer, default $.choices[0].message.content"),
-    "stream_path": ("Stream path", "JSONPath in each chunk, default $.choices[0].delta.content"),
-}
+# the basic group is laid out by hand (URL, key, model, name, type); every other field of the
+# table is generated into the Advanced section, one input per field, grouped
+_ADVANCED: tuple[FieldSpec, ...] = tuple(spec for spec in FIELDS if spec.group != "basic")
+_NUMBER_KINDS = {"number": (float, "a number"), "integer": (int, "a whole number")}
 
 
 def _text(label: str, placeholder: str = "", cls: type = W.Text, **kw: Any) -> Any:
@@ -54,6 +41,67 @@ def _text(label: str, placeholder: str = "", cls: type = W.Text, **kw: Any) -> A
     )
     w.add_class("nbllm-input")
     return w
+
+
+def _input(spec: FieldSpec) -> Any:
+    """The input widget of one field, chosen by its spec (``FieldSpec.widget``)."""
+    kind = spec.widget
+    if kind == "textarea":
+        return _text(spec.label, spec.placeholder, cls=W.Textarea, rows=2)
+    if kind == "checkbox":
+        return W.Checkbox(description=spec.label, indent=False, layout=W.Layout(margin="4px 0 4px 158px"))
+    if kind in ("float", "int"):
+        cls = W.FloatText if kind == "float" else W.IntText
+        return cls(description=spec.label, style=LABEL_STYLE)
+    if kind == "dropdown":
+        if spec.kind == "tristate":
+            options: list[tuple[str, str]] = [("auto (from the URL)", "auto"), ("on", "on"), ("off", "off")]
+        else:
+            options = [(c, c) for c in spec.choices]
+            if spec.optional:
+                options.insert(0, ("(default)", ""))
+        return W.Dropdown(description=spec.label, options=options, style=LABEL_STYLE)
+    return _text(spec.label, spec.placeholder)
+
+
+def _shown(spec: FieldSpec, value: Any) -> Any:
+    """``value`` as the field's input holds it."""
+    kind = spec.widget
+    if kind == "textarea":
+        return _json_text(value)
+    if kind == "checkbox":
+        return value is not False if spec.syntax == "verify" else bool(value)
+    if kind in ("float", "int"):
+        return value
+    if spec.kind == "tristate":
+        return next(k for k, v in TRISTATE.items() if v is value)
+    return "" if value is None else str(value)
+
+
+def _read(spec: FieldSpec, raw: Any) -> Any:
+    """The field's value from its input's ``raw`` value; ValueError with a message if unreadable."""
+    kind = spec.widget
+    if kind == "textarea":
+        if not raw.strip():
+            return spec.default
+        try:  # not stripped: line/column numbers must match what the user sees
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if kind in ("checkbox", "float", "int"):
+        return raw
+    if spec.kind == "tristate":
+        return TRISTATE[raw]
+    text = str(raw).strip()
+    if not text:  # as '' on %llm_model edit: the default (auth_scheme's '' means "no scheme")
+        return spec.default if spec.clearable or spec.optional else ""
+    if spec.kind in _NUMBER_KINDS:
+        convert, what = _NUMBER_KINDS[spec.kind]
+        try:
+            return convert(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not {what}") from None
+    return text
 
 
 def _strip_field(exc: ConfigError) -> str:
@@ -88,22 +136,19 @@ class EndpointForm:
         self._setting_type = False
 
         self.title = W.HTML()
-        self.url = _text("Endpoint URL", "http://127.0.0.1:8000/v1 (the /chat/completions part is added)")
-        self.api_key = _text(
-            "API key", "pasted keys are stored in a 0600 file, never in the notebook", cls=W.Password
-        )
+        spec = by_name
+        self.url = _text(spec("url").label, spec("url").placeholder)
+        self.api_key = _text(spec("api_key").label, spec("api_key").placeholder, cls=W.Password)
         self.key_note = W.HTML(layout=W.Layout(margin="0 0 4px 158px"))
-        self.api_key_env = _text(
-            "API key env var", "or the name of an environment variable, e.g. OPENAI_API_KEY"
-        )
+        self.api_key_env = _text(spec("api_key_env").label, spec("api_key_env").placeholder)
         self.forget_key = W.Checkbox(
             description="Forget the stored key", indent=False, layout=W.Layout(margin="0 0 0 158px")
         )
-        self.model = _text("Model name", 'sent as "model", e.g. tgi or NousResearch/Nous-Hermes-2')
-        self.name = _text("Save as", "name in the registry (default: the model name)")
+        self.model = _text(spec("model").label, spec("model").placeholder)
+        self.name = _text(spec("name").label, spec("name").placeholder)
         self.type = W.Dropdown(
-            description="Type",
-            options=[("chat", "chat"), ("completion", "completion")],
+            description=spec("type").label,
+            options=[(c, c) for c in spec("type").choices],
             value="chat",
             style=LABEL_STYLE,
         )
@@ -111,27 +156,8 @@ class EndpointForm:
             description="Make this the default model", indent=False, layout=W.Layout(margin="4px 0 4px 158px")
         )
 
-        self.inputs: dict[str, Any] = {}
-        for fld, (label, hint, _empty) in _JSON_FIELDS.items():
-            self.inputs[fld] = _text(label, hint, cls=W.Textarea, rows=2)
-        for fld, (label, hint) in _PATHS.items():
-            self.inputs[fld] = _text(label, hint)
-        self.inputs["stream"] = W.Dropdown(
-            description="Stream format",
-            style=LABEL_STYLE,
-            options=["auto", "sse", "ndjson", "off"],
-            value="auto",
-        )
-        for fld, (label, hint, _kind) in _OPTIONAL_NUMBERS.items():
-            self.inputs[fld] = _text(label, hint)
-        self.inputs["timeout"] = W.FloatText(description="Timeout (s)", value=60.0, style=LABEL_STYLE)
-        self.inputs["retries"] = W.IntText(description="Retries", value=2, style=LABEL_STYLE)
-        self.inputs["verify"] = W.Checkbox(
-            description="Verify TLS certificates",
-            value=True,
-            indent=False,
-            layout=W.Layout(margin="4px 0 4px 158px"),
-        )
+        # one input per advanced field, generated from the table
+        self.inputs: dict[str, Any] = {spec.name: _input(spec) for spec in _ADVANCED}
         self.ca_bundle = _text("CA bundle", "optional path to a PEM file (instead of the system CAs)")
 
         auto = W.Layout(width="auto")
@@ -144,35 +170,23 @@ class EndpointForm:
         self.status.add_class("nbllm-form-status")
 
         # field name -> the error line under its input ("name" errors go under Save as)
-        self.errors: dict[str, FieldError] = {
-            f: FieldError()
-            for f in (
-                "url",
-                "api_key",
-                "api_key_env",
-                "model",
-                "name",
-                "type",
-                *_JSON_FIELDS,
-                *_PATHS,
-                "stream",
-                *_OPTIONAL_NUMBERS,
-                "timeout",
-                "retries",
-                "verify",
-            )
-        }
+        self.errors: dict[str, FieldError] = {spec.name: FieldError() for spec in FIELDS}
 
         def row(fld: str, widget: Any) -> Any:
             return W.VBox([widget, self.errors[fld].widget])
 
-        adv = self.inputs
-        advanced = W.VBox(
-            [row(f, adv[f]) for f in _JSON_FIELDS]
-            + [row(f, adv[f]) for f in (*_PATHS, "stream", *_OPTIONAL_NUMBERS, "timeout", "retries")]
-            + [adv["verify"], row("verify", self.ca_bundle)]
-        )
-        self.advanced = W.Accordion(children=[advanced], layout=W.Layout(width="680px"))
+        sections: list[Any] = []
+        for group, title in GROUPS.items():
+            specs = [s for s in _ADVANCED if s.group == group]
+            if not specs:
+                continue
+            sections.append(W.HTML(f"<b>{esc(title[0].upper() + title[1:])}</b>"))
+            for s in specs:
+                if s.syntax == "verify":  # the checkbox, then the CA bundle that refines it
+                    sections += [self.inputs[s.name], row(s.name, self.ca_bundle)]
+                else:
+                    sections.append(row(s.name, self.inputs[s.name]))
+        self.advanced = W.Accordion(children=[W.VBox(sections)], layout=W.Layout(width="680px"))
         self.advanced.set_title(0, "Advanced: headers, body, JSONPaths, streaming, prices, limits, TLS")
         self.advanced.selected_index = None
         self.widget = W.VBox(
@@ -259,12 +273,8 @@ class EndpointForm:
         self._pending_key = None
         for w in (self.url, self.api_key, self.api_key_env, self.model, self.name, self.ca_bundle):
             w.value = ""
-        for fld in (*_JSON_FIELDS, *_PATHS, *_OPTIONAL_NUMBERS):
-            self.inputs[fld].value = ""
-        self.inputs["stream"].value = "auto"
-        self.inputs["timeout"].value = 60.0
-        self.inputs["retries"].value = 2
-        self.inputs["verify"].value = True
+        for spec in _ADVANCED:
+            self.inputs[spec.name].value = _shown(spec, spec.default)
         self._set_type("chat")
         self._type_chosen = False
         self.make_default.value = False
@@ -289,17 +299,8 @@ class EndpointForm:
         self._type_chosen = ep.type != inferred
         self.api_key_env.value = ep.api_key_env or ""
         show(self.forget_key, ep.api_key is not None)
-        for fld in _JSON_FIELDS:
-            self.inputs[fld].value = _json_text(getattr(ep, fld))
-        for fld in _PATHS:
-            self.inputs[fld].value = getattr(ep, fld) or ""
-        for fld in _OPTIONAL_NUMBERS:
-            value = getattr(ep, fld)
-            self.inputs[fld].value = "" if value is None else str(value)
-        self.inputs["stream"].value = ep.stream
-        self.inputs["timeout"].value = ep.timeout
-        self.inputs["retries"].value = ep.retries
-        self.inputs["verify"].value = ep.verify is not False
+        for spec in _ADVANCED:
+            self.inputs[spec.name].value = _shown(spec, getattr(ep, spec.name))
         self.ca_bundle.value = ep.verify if isinstance(ep.verify, str) else ""
         self.make_default.value = self._registry().default == name
         show(self.cancel_button, True)
@@ -308,6 +309,18 @@ class EndpointForm:
         )
         self.save_button.description = "Save custom model"
         self._show_key_note()
+
+    def widget_for(self, fld: str) -> Any:
+        """The input that edits Endpoint field ``fld`` (KeyError if the form has none)."""
+        basic = {
+            "url": self.url,
+            "api_key": self.api_key,
+            "api_key_env": self.api_key_env,
+            "model": self.model,
+            "name": self.name,
+            "type": self.type,
+        }
+        return basic[fld] if fld in basic else self.inputs[fld]
 
     def cancel(self) -> None:
         self.reset()
@@ -324,29 +337,11 @@ class EndpointForm:
         values: dict[str, Any] = {"url": self.url.value.strip(), "type": self.type.value}
         errors: dict[str, str] = {}
         values["model"] = self.model.value.strip() or None
-        for fld, (_label, _hint, empty) in _JSON_FIELDS.items():
-            text = self.inputs[fld].value
-            if not text.strip():
-                values[fld] = empty
-                continue
-            try:  # not stripped: line/column numbers must match what the user sees
-                values[fld] = json.loads(text)
-            except json.JSONDecodeError as exc:
-                errors[fld] = f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        for fld in _PATHS:
-            values[fld] = self.inputs[fld].value.strip() or None
-        values["stream"] = self.inputs["stream"].value
-        for fld, (_label, _hint, kind) in _OPTIONAL_NUMBERS.items():
-            text = self.inputs[fld].value.strip()
-            if not text:
-                values[fld] = None
-                continue
+        for spec in _ADVANCED:
             try:
-                values[fld] = kind(text)
-            except ValueError:
-                errors[fld] = f"{text!r} is not {'a whole number' if kind is int else 'a number'}"
-        values["timeout"] = self.inputs["timeout"].value
-        values["retries"] = self.inputs["retries"].value
+                values[spec.name] = _read(spec, self.inputs[spec.name].value)
+            except ValueError as exc:
+                errors[spec.name] = str(exc)
         ca = self.ca_bundle.value.strip()
         values["verify"] = ca if ca and self.inputs["verify"].value else bool(self.inputs["verify"].value)
         return values, errors
