@@ -39,6 +39,7 @@ from ._result import Delta, Result, Usage
 if TYPE_CHECKING:
     from . import scorers
     from ._demo import DemoServer, demo_server
+    from ._discovery import list_models
     from ._eval import aevaluate, evaluate, load_results
     from ._widget import model_form
 
@@ -74,6 +75,7 @@ __all__ = [
     "complete",
     "demo_server",
     "evaluate",
+    "list_models",
     "load_ipython_extension",
     "load_results",
     "model_form",
@@ -90,6 +92,7 @@ _LAZY = {
     "evaluate": "._eval",
     "aevaluate": "._eval",
     "load_results": "._eval",
+    "list_models": "._discovery",
     "model_form": "._widget",
     "scorers": ".scorers",  # a module: nbllm.scorers.exact_match, ...
 }

@@ -126,6 +126,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "use": "make an endpoint the default for %%llm",
     "test": "send a tiny prompt: status, latency, first token, streaming, response path",
     "form": "open the endpoint form (widget)",
+    "models": "list the models a server offers (and their context length), by endpoint name or URL",
 }
 
 
@@ -280,6 +281,12 @@ def model_parser() -> _Parser:
     test = sub("test")
     test.add_argument("name", nargs="?", metavar="NAME", help="endpoint to test (default: the default one)")
     sub("form")
+    sub("models").add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME_OR_URL",
+        help="a saved endpoint or a URL (default: the default endpoint)",
+    )
     return root
 
 

@@ -127,6 +127,7 @@ class LLMMagics(Magics):
             "use": self._use,
             "test": self._test,
             "form": self._form,
+            "models": self._models,
         }
         command = args.command or "list"
         try:
@@ -250,6 +251,19 @@ class LLMMagics(Magics):
         reg.remove(args.name)
         self.history.pop(args.name, None)
         print(f"Removed {args.name!r}" + (f"; the default is now {reg.default!r}" if reg.default else ""))
+
+    def _models(self, args: Namespace, _: str | None) -> None:
+        from ._discovery import list_models, models_table
+
+        target = args.name or registry().default
+        if not target:
+            raise UsageError(
+                "%llm_model models: give an endpoint name or a URL (there is no default endpoint)"
+            )
+        models = list_models(target)
+        header, rows = models_table(models)
+        show(table_bundle(header, rows), raw=True)
+        print(f"{plural(len(models), 'model')} at {mask_url(target) if '://' in target else target}")
 
     def _use(self, args: Namespace, _: str | None) -> None:
         registry().set_default(args.name)

@@ -37,6 +37,7 @@ EXPECTED = {
     "complete",
     "demo_server",
     "evaluate",
+    "list_models",
     "load_ipython_extension",
     "load_results",
     "model_form",
