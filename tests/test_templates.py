@@ -125,7 +125,15 @@ def presets(base: str) -> dict[str, dict[str, Any]]:
         "llamacpp": {
             "url": f"{base}/completion",
             "transcript": TRANSCRIPT,
-            "param_map": {"max_tokens": "n_predict"},
+            "body_template": {  # llama-server reads only the fields it knows: no "model"
+                "prompt": "{prompt}",
+                "n_predict": "{max_tokens}",
+                "temperature": "{temperature}",
+                "top_p": "{top_p}",
+                "stop": "{stop}",
+                "seed": "{seed}",
+                "stream": "{stream}",
+            },
             "response_path": "$.content",
             "stream_path": "$.content",
             "usage_prompt_path": "$.tokens_evaluated",
@@ -232,7 +240,7 @@ BODIES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         },
     ),
     ("tgi", {"max_tokens": 9}, {"inputs": TURNS_TEXT, "parameters": {"max_new_tokens": 9}}),
-    ("llamacpp", {"max_tokens": 9}, {"model": "llamacpp", "prompt": TURNS_TEXT, "n_predict": 9}),
+    ("llamacpp", {"max_tokens": 9}, {"prompt": TURNS_TEXT, "n_predict": 9, "stream": False}),
 ]
 
 
