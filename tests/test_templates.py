@@ -591,3 +591,23 @@ def test_compiled_templates_are_cached_and_values_are_not_compiled() -> None:
     }
     assert info.currsize == len(strings)  # only template strings, never a prompt
     assert info.misses == len(strings)
+
+
+def test_every_example_in_docs_formats_is_a_valid_endpoint() -> None:
+    """docs/formats.md: each ``nbllm.Endpoint(...)`` example builds and sends what its text says."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "formats.md").read_text()
+    examples = []
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        for stmt in re.split(r"\n(?=nbllm\.Endpoint\()", block):
+            code = "\n".join(line for line in stmt.splitlines() if not line.lstrip().startswith("#"))
+            examples.append(eval(code.strip(), {"nbllm": nbllm}))  # our own docs
+    by_name = {ep.name: ep for ep in examples}
+    assert len(by_name) == 9
+    for ep in examples:
+        spec = build_request(ep, CHAT, {"max_tokens": 5}, stream=True, api_key="k")
+        assert ("stream_options" in spec.json) is ep.request_url.endswith("/chat/completions")
+    inhouse = build_request(by_name["inhouse"], CHAT, {}, stream=False, api_key=None).json
+    assert inhouse["messages"][:2] == [{"role": "human", "text": "hi"}, {"role": "bot", "text": "hello"}]
