@@ -445,7 +445,10 @@ def check_length(ep: Endpoint, messages: list[Message], params: Mapping[str, Any
     """Refuse, before sending, a prompt that cannot fit the endpoint's ``max_seq_len``."""
     if ep.max_seq_len is None:
         return
-    tokens, estimated = estimate_tokens(flatten(messages), ep.tokenizer)
+    # the text actually sent: a transcript adds its role labels and cue
+    tokens, estimated = estimate_tokens(
+        transcript(ep, messages) if ep.transcript else flatten(messages), ep.tokenizer
+    )
     max_tokens = {**ep.params, **params}.get("max_tokens") or 0
     if tokens + int(max_tokens) <= ep.max_seq_len:
         return

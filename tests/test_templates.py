@@ -611,3 +611,16 @@ def test_every_example_in_docs_formats_is_a_valid_endpoint() -> None:
         assert ("stream_options" in spec.json) is ep.request_url.endswith("/chat/completions")
     inhouse = build_request(by_name["inhouse"], CHAT, {}, stream=False, api_key=None).json
     assert inhouse["messages"][:2] == [{"role": "human", "text": "hi"}, {"role": "bot", "text": "hello"}]
+
+
+def test_length_check_counts_the_transcript_labels() -> None:
+    """max_seq_len is checked on the text sent: 'User: ...\\nAssistant:' is longer than the turn."""
+    from nbllm import PromptTooLongError
+    from nbllm._request import check_length
+
+    plain = Endpoint(name="p", url="http://h/generate", max_seq_len=3, body_template={"inputs": "{prompt}"})
+    labelled = plain.replace(transcript=TRANSCRIPT)
+    messages = normalize_messages("abcdefghij")  # 10 characters: ~3 tokens
+    check_length(plain, messages, {})
+    with pytest.raises(PromptTooLongError):
+        check_length(labelled, messages, {})  # 'User: abcdefghij\nAssistant:' is ~7
