@@ -271,9 +271,8 @@ class Endpoint:
     # request shaping for non-OpenAI APIs, data only (docs/formats.md; checked by _check_shaping)
     role_map: dict[str, str] = field(default_factory=dict)  # {"assistant": "model"}
     message_template: Any = None  # per message: {"role": "{role}", "parts": [{"text": "{content}"}]}
-    transcript: dict[str, str] = field(
-        default_factory=dict
-    )  # turns -> {prompt}: {"user": "User: {content}\n", "cue": ...}
+    # turns -> {prompt} on prompt-only APIs: {"user": "User: {content}\n", "cue": "Assistant:"}
+    transcript: dict[str, str] = field(default_factory=dict)
     param_map: dict[str, str] = field(default_factory=dict)  # {"max_tokens": "options.num_predict"}
     body_template: Any = None
     response_path: str | None = None
@@ -426,7 +425,8 @@ class Endpoint:
             value = _json_obj(fld, getattr(self, fld))
             for key, v in value.items():
                 if not isinstance(v, str) or (fld != "transcript" and not v):
-                    raise _err(fld, f"value of {key!r} must be a non-empty string, {got(v)}")
+                    what = "a string" if fld == "transcript" else "a non-empty string"
+                    raise _err(fld, f"value of {key!r} must be {what}, {got(v)}")
             s(fld, value)
         for key, loc in self.param_map.items():
             if not _DOTTED_RE.match(loc):

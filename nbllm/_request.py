@@ -379,7 +379,7 @@ def build_request(
             "prompt": transcript(ep, messages),
             "messages": _shape(ep, messages),
             "turns": _shape(ep, [m for m in messages if m["role"] != "system"]),
-            "system": "\n\n".join(map(str, system_turns)) if system_turns else None,
+            "system": "\n\n".join(map(str, system_turns)) or None,  # an empty one is none
             "model": ep.model_name,
             "params": place_params(merged, locations) or None,
             "stream": want_stream,

@@ -555,7 +555,7 @@ def test_optional_separator_disappears_with_its_value(system: str | None, prompt
         name="x", url="http://h/run", body_template={"text": "{?system}{system}\n\n{/system}{prompt}"}
     )
     spec = build_request(ep, normalize_messages(prompt, system=system), {}, stream=False, api_key=None)
-    assert spec.json == {"text": prompt if system is None else f"{system}\n\n{prompt}"}
+    assert spec.json == {"text": f"{system}\n\n{prompt}" if system else prompt}  # "": no system prompt
 
 
 @settings(max_examples=200, deadline=None)
@@ -624,3 +624,13 @@ def test_length_check_counts_the_transcript_labels() -> None:
     check_length(plain, messages, {})
     with pytest.raises(PromptTooLongError):
         check_length(labelled, messages, {})  # 'User: abcdefghij\nAssistant:' is ~7
+
+
+def test_an_empty_system_prompt_is_no_system_prompt() -> None:
+    """system="" must not send Gemini an empty text part (a 400) or Anthropic an empty system."""
+    assert sent_body(preset("gemini"), "hi", system="") == {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}]
+    }
+    ep = preset("anthropic")
+    two = [{"role": "system", "content": "A"}, {"role": "system", "content": "B"}, USER]
+    assert build_request(ep, two, {}, stream=False, api_key=None).json["system"] == "A\n\nB"
