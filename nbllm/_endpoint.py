@@ -38,11 +38,11 @@ _HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # a handler is "package.module:attribute", or the name of a provider registered in the kernel
 _HANDLER_RE = re.compile(r"^([A-Za-z_][\w.]*:[A-Za-z_][\w.]*|[\w.-]+)\Z")
-_PLACEHOLDER_RE = re.compile(r"\{(\w+)\}")
 _TEMPLATE_NAMES = frozenset(
     {
         "prompt",
         "messages",
+        "turns",
         "system",
         "model",
         "params",
@@ -105,6 +105,22 @@ _DEFAULT_PATHS: dict[str, dict[str, str]] = {
     },
 }
 _PATH_FIELDS = tuple(_DEFAULT_PATHS["openai-chat"])
+
+# Default parameter locations by dialect (an endpoint's param_map overrides them entry by entry).
+# Ollama's native API reads sampling options from "options" and ignores them at the top level.
+_OLLAMA_OPTIONS = {
+    "max_tokens": "options.num_predict",
+    "temperature": "options.temperature",
+    "top_p": "options.top_p",
+    "top_k": "options.top_k",
+    "stop": "options.stop",
+    "seed": "options.seed",
+}
+_DEFAULT_PARAM_MAPS: dict[str, dict[str, str]] = {
+    "ollama-chat": _OLLAMA_OPTIONS,
+    "ollama-completion": _OLLAMA_OPTIONS,
+}
+_DOTTED_RE = re.compile(r"^[^.\s]+(\.[^.\s]+)*\Z")
 
 
 #: Header names whose values are credentials (compared lower-cased): their values are
@@ -209,17 +225,14 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _template_placeholders(node: Any) -> set[str]:
-    if isinstance(node, str):
-        return set(_PLACEHOLDER_RE.findall(node))
-    if isinstance(node, dict):
-        found: set[str] = set()
-        for k, v in node.items():
-            found |= _template_placeholders(k) | _template_placeholders(v)
-        return found
-    if isinstance(node, list):
-        return set().union(*(_template_placeholders(v) for v in node)) if node else set()
-    return set()
+def _names(fld: str, node: Any) -> set[str]:
+    """Placeholder and section names of a template; a bad section is a ConfigError on ``fld``."""
+    from ._request import template_names  # _request imports this module
+
+    try:
+        return template_names(node)
+    except ConfigError as exc:
+        raise _err(fld, exc.message, hint=exc.hint) from None
 
 
 def _json_obj(fld: str, value: Any, *, kind: type = dict) -> Any:
@@ -255,6 +268,12 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     body_fields: dict[str, Any] = field(default_factory=dict)
     message_keys: dict[str, str] = field(default_factory=dict)
+    # request shaping for non-OpenAI APIs, data only (docs/formats.md; checked by _check_shaping)
+    role_map: dict[str, str] = field(default_factory=dict)  # {"assistant": "model"}
+    message_template: Any = None  # per message: {"role": "{role}", "parts": [{"text": "{content}"}]}
+    # turns -> {prompt} on prompt-only APIs: {"user": "User: {content}\n", "cue": "Assistant:"}
+    transcript: dict[str, str] = field(default_factory=dict)
+    param_map: dict[str, str] = field(default_factory=dict)  # {"max_tokens": "options.num_predict"}
     body_template: Any = None
     response_path: str | None = None
     stream_path: str | None = None
@@ -264,7 +283,7 @@ class Endpoint:
     usage_completion_path: str | None = None
     finish_reason_path: str | None = None
     stream: str = "auto"
-    stream_usage: bool = True
+    stream_usage: bool | None = None  # None: only on OpenAI-shaped routes
     append_path: bool | None = None
     price_prompt: float | None = None
     price_completion: float | None = None
@@ -372,16 +391,18 @@ class Endpoint:
                 raise _err(
                     "message_keys", f"{key!r}: keys must be role/content/name mapped to non-empty names"
                 )
+        self._check_shaping()
         if self.body_template is not None:
             s("body_template", _json_obj("body_template", self.body_template, kind=object))
-            unknown = _template_placeholders(self.body_template) - _TEMPLATE_NAMES
+            names = _names("body_template", self.body_template)
+            unknown = names - _TEMPLATE_NAMES
             if unknown:
                 raise _err(
                     "body_template",
                     f"unknown placeholder(s) {sorted(unknown)}; use {sorted(_TEMPLATE_NAMES)}",
                 )
-            if not _template_placeholders(self.body_template) & {"prompt", "messages"}:
-                raise _err("body_template", "must contain {prompt} or {messages} somewhere")
+            if not names & {"prompt", "messages", "turns"}:
+                raise _err("body_template", "must contain {prompt}, {messages} or {turns} somewhere")
         for fld in _PATH_FIELDS:
             value = getattr(self, fld)
             if value is not None:
@@ -403,6 +424,56 @@ class Endpoint:
             raise _err("tokenizer", f"{self.tokenizer!r} is not a tokenizer.json file")
         self._derive()
 
+    def _check_shaping(self) -> None:
+        """role_map, message_template, transcript, param_map: JSON data with known placeholders."""
+        s = self._set
+        for fld in ("role_map", "transcript", "param_map"):
+            value = _json_obj(fld, getattr(self, fld))
+            for key, v in value.items():
+                if not isinstance(v, str) or (fld != "transcript" and not v):
+                    what = "a string" if fld == "transcript" else "a non-empty string"
+                    raise _err(fld, f"value of {key!r} must be {what}, {got(v)}")
+            s(fld, value)
+        for key, loc in self.param_map.items():
+            if not _DOTTED_RE.match(loc):
+                raise _err(
+                    "param_map",
+                    f"{key!r}: {loc!r} must be a dotted body location such as options.num_predict",
+                )
+        for key, fmt in self.transcript.items():
+            allowed = set() if key == "cue" else {"role", "content"}
+            extra = _names("transcript", fmt) - allowed
+            if extra:
+                raise _err(
+                    "transcript",
+                    f"{key!r} uses unknown placeholder(s) {sorted(extra)}; use {sorted(allowed) or 'none'}",
+                )
+        if self.message_template is not None:
+            s("message_template", _json_obj("message_template", self.message_template, kind=object))
+            names = _names("message_template", self.message_template)
+            if names - {"role", "content", "name"}:
+                raise _err(
+                    "message_template",
+                    f"unknown placeholder(s) {sorted(names - {'role', 'content', 'name'})}; use {{role}} {{content}} {{name}}",
+                )
+            if "content" not in names:
+                raise _err("message_template", "must contain {content} somewhere")
+            if self.message_keys:
+                raise _err(
+                    "message_keys",
+                    "cannot be combined with message_template",
+                    hint="write the key names in message_template instead",
+                )
+
+    @property
+    def param_locations(self) -> dict[str, str]:
+        """Where each parameter goes in the body: the dialect's defaults (Ollama: ``options.*``)
+        under the endpoint's own ``param_map``."""
+        default = _DEFAULT_PARAM_MAPS.get(self._dialect)
+        if default is None:
+            return self.param_map
+        return {**default, **self.param_map}
+
     def _check_types(self) -> None:
         """Each field's type, before any value is looked at: a wrong type is named as such
         (``timeout: must be a number > 0 (seconds), got str '5'``), never a deep TypeError."""
@@ -414,7 +485,8 @@ class Endpoint:
                 check_str(fld, value, empty=fld == "api_key_env", error=ConfigError)
         check_str("auth_header", self.auth_header, empty=True, error=ConfigError)
         check_str("auth_scheme", self.auth_scheme, empty=True, one_line=True, error=ConfigError)
-        self._set("stream_usage", check_bool("stream_usage", self.stream_usage, error=ConfigError))
+        if self.stream_usage is not None:
+            self._set("stream_usage", check_bool("stream_usage", self.stream_usage, error=ConfigError))
         if self.append_path is not None and not isinstance(self.append_path, bool):
             raise ConfigError(f"must be True, False or None, {got(self.append_path)}", field="append_path")
         if not isinstance(self.verify, (bool, str)):

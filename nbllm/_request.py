@@ -3,6 +3,35 @@
 Precedence of body fields, lowest first: the base body (model, messages/prompt, stream), the
 endpoint's default ``params``, the endpoint's ``body_fields`` (deep-merged, nested objects
 included: AutoDev ``customFields``), then the call's own parameters.
+
+The template language (``body_template``, ``message_template``, ``transcript``; full reference
+with provider examples in docs/formats.md), one rule for everything:
+
+- ``{name}`` is a placeholder. A string that is exactly ``{name}`` takes the value's JSON type
+  (a list, a number, ...); inside a longer string the value is inserted as text (JSON text when it
+  is not a string). Values are inserted once: a prompt holding braces or template syntax is never
+  read as a template.
+- ``{?name}...{/name}`` is a section of a string: kept only when ``name`` has a value.
+- **A missing value (None: no system prompt, no max_tokens) removes the smallest part that
+  depends on it**: its section, else its whole string, and with it the object key or list item
+  holding that string. Removal cascades: an object or list left empty *by removals* is removed
+  too, so ``{"systemInstruction": {"parts": [{"text": "{system}"}]}}`` disappears whole when there
+  is no system prompt. An object or list written empty in the template stays; so does a literal
+  JSON null.
+
+Placeholders of a body template: ``{prompt}`` (the conversation as one text: the ``transcript``
+when the endpoint has one, else the non-system contents joined by blank lines), ``{messages}``
+(every turn, system included, shaped by ``role_map``/``message_template``/``message_keys``),
+``{turns}`` (the same without the system turn), ``{system}`` (the system text alone), ``{model}``,
+``{params}`` (all parameters, placed by ``param_map``), ``{stream}`` and the parameters
+``{temperature}`` ``{max_tokens}`` ``{top_p}`` ``{stop}`` ``{seed}``. A message template has
+``{role}`` (after ``role_map``), ``{content}`` and ``{name}``; a transcript entry ``{role}`` and
+``{content}``.
+
+``param_map`` moves parameters to a dotted location (``max_tokens`` -> ``options.num_predict``),
+in the body (no template) or in ``{params}``. ``stream_options`` (OpenAI's usage-in-stream
+switch) is sent when ``stream_usage`` is True, never when False, and by default (None) only on
+OpenAI-shaped routes (a URL ending in /chat/completions or /completions).
 """
 
 from __future__ import annotations
@@ -32,11 +61,30 @@ __all__ = [
     "estimate_tokens",
     "normalize_messages",
     "resolve_key",
+    "template_names",
+    "transcript",
 ]
 
 Message = dict[str, Any]
 _USER_AGENT = "nbllm/0.1"
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_TOKEN = re.compile(r"\{([?/]?)(\w+)\}")
+_OPENAI_ROUTES = ("/chat/completions", "/completions")
+_DEFAULT_TURN = "{role}: {content}\n"
+
+
+class _Missing:
+    """What a template part renders to when a value it needs is missing (it is removed)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+# a compiled string template: literal text, ("v", name) or ("s", name, parts)
+_Parts = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,30 +189,174 @@ def _rename(messages: list[Message], keys: Mapping[str, str]) -> list[Message]:
     return [{keys.get(k, k): v for k, v in m.items()} for m in messages]
 
 
+@functools.lru_cache(maxsize=1024)
+def compile_text(text: str) -> _Parts:
+    """A string template as parts; ``ConfigError`` for a section left open or closed twice."""
+    stack: list[tuple[str, list[Any]]] = [("", [])]
+    pos = 0
+    for m in _TOKEN.finditer(text):
+        if m.start() > pos:
+            stack[-1][1].append(text[pos : m.start()])
+        pos = m.end()
+        kind, name = m.groups()
+        if kind == "?":
+            stack.append((name, []))
+        elif kind == "/":
+            if len(stack) == 1 or stack[-1][0] != name:
+                open_ = f"{{?{stack[-1][0]}}}" if len(stack) > 1 else "no section"
+                raise ConfigError(f"{{/{name}}} closes {open_} in {text!r}", hint="close sections in order")
+            opened, parts = stack.pop()
+            stack[-1][1].append(("s", opened, tuple(parts)))
+        else:
+            stack[-1][1].append(("v", name))
+    if len(stack) > 1:
+        raise ConfigError(f"section {{?{stack[-1][0]}}} is never closed with {{/{stack[-1][0]}}} in {text!r}")
+    if pos < len(text):
+        stack[0][1].append(text[pos:])
+    return tuple(stack[0][1])
+
+
+def template_names(node: Any) -> set[str]:
+    """Every placeholder and section name in a JSON template (checks its sections)."""
+    found: set[str] = set()
+
+    def walk(parts: _Parts) -> None:
+        for p in parts:
+            if not isinstance(p, str):
+                found.add(p[1])
+                if p[0] == "s":
+                    walk(p[2])
+
+    def visit(n: Any) -> None:
+        if isinstance(n, str):
+            walk(compile_text(n))
+        elif isinstance(n, dict):
+            for k, v in n.items():
+                visit(k)
+                visit(v)
+        elif isinstance(n, list):
+            for v in n:
+                visit(v)
+
+    visit(node)
+    return found
+
+
+def _text(parts: _Parts, values: Mapping[str, Any]) -> Any:
+    """Render string parts; MISSING when a placeholder outside any section has no value."""
+    out: list[str] = []
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+        elif p[0] == "v":
+            v = values.get(p[1])
+            if v is None:
+                return MISSING
+            out.append(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+        elif values.get(p[1]) is not None:
+            inner = _text(p[2], values)
+            if inner is not MISSING:
+                out.append(inner)
+    return "".join(out)
+
+
 def _render(node: Any, values: Mapping[str, Any]) -> Any:
-    """Fill placeholders in a template, once (substituted text is never re-scanned, so braces
-    in a prompt survive). A string that is exactly ``{name}`` takes the value's JSON type; a
-    value of None drops its key."""
+    """Fill a JSON template once (see the module docstring); MISSING when it is removed whole."""
     if isinstance(node, str):
-        whole = _PLACEHOLDER.fullmatch(node)
-        if whole:
-            return values.get(whole.group(1))
-
-        def sub(m: re.Match[str]) -> str:
-            v = values.get(m.group(1))
-            return "" if v is None else v if isinstance(v, str) else json.dumps(v)
-
-        return _PLACEHOLDER.sub(sub, node)
+        parts = compile_text(node)
+        if len(parts) == 1 and not isinstance(parts[0], str) and parts[0][0] == "v":
+            v = values.get(parts[0][1])  # exactly "{name}": the value's own JSON type
+            return MISSING if v is None else v
+        return _text(parts, values)
     if isinstance(node, dict):
-        out = {}
+        out: dict[Any, Any] = {}
         for k, v in node.items():
             rendered = _render(v, values)
-            if rendered is not None:
-                out[_render(k, values)] = rendered
-        return out
+            key = _render(k, values) if "{" in k else k
+            if rendered is not MISSING and key is not MISSING:
+                out[key if isinstance(key, str) else json.dumps(key)] = rendered
+        return MISSING if node and not out else out
     if isinstance(node, list):
-        return [_render(v, values) for v in node]
+        items = [r for r in (_render(v, values) for v in node) if r is not MISSING]
+        return MISSING if node and not items else items
     return node
+
+
+def _shape(ep: Endpoint, messages: list[Message]) -> list[Any]:
+    """Messages as the API wants them: roles mapped, then the message template or key renames."""
+    role_map, tpl = ep.role_map, ep.message_template
+    if not role_map and tpl is None:
+        return _rename(messages, ep.message_keys)
+    if tpl is None:
+        return _rename([{**m, "role": role_map.get(m["role"], m["role"])} for m in messages], ep.message_keys)
+    out = []
+    for m in messages:
+        values = {
+            "role": role_map.get(m["role"], m["role"]),
+            "content": m.get("content"),
+            "name": m.get("name"),
+        }
+        rendered = _render(tpl, values)
+        if rendered is not MISSING:
+            out.append(rendered)
+    return out
+
+
+def transcript(ep: Endpoint, messages: Sequence[Mapping[str, Any]]) -> str:
+    """The conversation as one prompt: the endpoint's ``transcript`` (each turn in its role's
+    format, then the ``cue``), or the non-system contents joined by blank lines without one."""
+    t = ep.transcript
+    if not t:
+        return (
+            flatten([m for m in messages if m.get("role") != "system"])
+            if ep.body_template
+            else flatten(messages)
+        )
+    out = []
+    for m in messages:
+        role, content = str(m.get("role")), m.get("content")
+        if content is None:
+            continue
+        fmt = t.get(role, t.get("default", _DEFAULT_TURN))
+        text = _text(compile_text(fmt), {"role": ep.role_map.get(role, role), "content": str(content)})
+        if text is not MISSING:
+            out.append(text)
+    out.append(t.get("cue", ""))
+    return "".join(out)
+
+
+def place_params(params: Mapping[str, Any], locations: Mapping[str, str]) -> dict[str, Any]:
+    """Parameters moved to their dotted locations (``max_tokens`` -> ``options.num_predict``)."""
+    if not locations:
+        return dict(params)
+    plain: dict[str, Any] = {}
+    nested: dict[str, Any] = {}
+    for k, v in params.items():
+        loc = locations.get(k)
+        if loc is None or loc == k:
+            plain[k] = v
+            continue
+        *heads, last = loc.split(".")
+        node = nested
+        for h in heads:
+            child = node.get(h)
+            if not isinstance(child, dict):
+                child = node[h] = {}
+            node = child
+        node[last] = v
+    return deep_merge(plain, nested)
+
+
+@functools.lru_cache(maxsize=256)
+def _openai_route(url: str) -> bool:
+    return urlsplit(url).path.rstrip("/").endswith(_OPENAI_ROUTES)
+
+
+def sends_stream_usage(ep: Endpoint) -> bool:
+    """Whether a stream of ``ep`` asks for usage with OpenAI's ``stream_options``."""
+    if ep.stream_usage is not None:
+        return ep.stream_usage
+    return ep.dialect.startswith("openai") and _openai_route(ep.request_url)
 
 
 def build_request(
@@ -178,32 +370,43 @@ def build_request(
     """The URL, headers and JSON body for one call of ``ep``."""
     merged = {**ep.params, **params}
     want_stream = stream and ep.stream != "off"
+    locations = ep.param_locations
     if ep.body_template is not None:
-        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        system_turns = [
+            m["content"] for m in messages if m["role"] == "system" and m.get("content") is not None
+        ]
         values = {
-            "prompt": flatten([m for m in messages if m["role"] != "system"]),
-            "messages": _rename(messages, ep.message_keys),
-            "system": system,
+            "prompt": transcript(ep, messages),
+            "messages": _shape(ep, messages),
+            "turns": _shape(ep, [m for m in messages if m["role"] != "system"]),
+            "system": "\n\n".join(map(str, system_turns)) or None,  # an empty one is none
             "model": ep.model_name,
-            "params": merged or None,
+            "params": place_params(merged, locations) or None,
             "stream": want_stream,
             **merged,
         }
-        body = deep_merge(_render(ep.body_template, values), ep.body_fields)
+        body = _render(ep.body_template, values)
+        body = deep_merge({} if body is MISSING else body, ep.body_fields)
+        if want_stream and ep.stream_usage:
+            body["stream_options"] = {"include_usage": True}
     else:
         body = {"model": ep.model_name}
         if ep.type == "chat":
-            body["messages"] = _rename(messages, ep.message_keys)
+            body["messages"] = _shape(ep, messages)
         else:
-            body["prompt"] = flatten(messages)
+            body["prompt"] = transcript(ep, messages)
         if want_stream:
             body["stream"] = True
-            if ep.stream_usage and ep.dialect.startswith("openai"):
+            if sends_stream_usage(ep):
                 body["stream_options"] = {"include_usage": True}
         elif ep.dialect.startswith("ollama"):
             body["stream"] = False  # Ollama streams unless told not to
-        body = deep_merge(deep_merge(body, ep.params), ep.body_fields)
-        body.update(params)
+        if locations:
+            body = deep_merge(deep_merge(body, place_params(ep.params, locations)), ep.body_fields)
+            body = deep_merge(body, place_params(params, locations))
+        else:
+            body = deep_merge(deep_merge(body, ep.params), ep.body_fields)
+            body.update(params)
     headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT, **ep.headers}
     if api_key:
         headers[ep.auth_header] = f"{ep.auth_scheme} {api_key}" if ep.auth_scheme else api_key
@@ -242,7 +445,10 @@ def check_length(ep: Endpoint, messages: list[Message], params: Mapping[str, Any
     """Refuse, before sending, a prompt that cannot fit the endpoint's ``max_seq_len``."""
     if ep.max_seq_len is None:
         return
-    tokens, estimated = estimate_tokens(flatten(messages), ep.tokenizer)
+    # the text actually sent: a transcript adds its role labels and cue
+    tokens, estimated = estimate_tokens(
+        transcript(ep, messages) if ep.transcript else flatten(messages), ep.tokenizer
+    )
     max_tokens = {**ep.params, **params}.get("max_tokens") or 0
     if tokens + int(max_tokens) <= ep.max_seq_len:
         return

@@ -101,6 +101,15 @@ ENDPOINT_ROWS: list[Row] = [
     ("body_fields-json", lambda: ep(body_fields="{oops"), ConfigError, ("body_fields", "JSON")),
     ("message_keys-key", lambda: ep(message_keys={"x": "y"}), ConfigError, ("message_keys", "role/content")),
     ("message_keys-value", lambda: ep(message_keys={"role": 1}), ConfigError, ("message_keys", "non-empty")),
+    ("role_map-value", lambda: ep(role_map={"assistant": 1}), ConfigError, ("role_map", "non-empty string")),
+    (
+        "message_template-no-content",
+        lambda: ep(message_template={"role": "{role}"}),
+        ConfigError,
+        ("message_template", "{content}"),
+    ),
+    ("transcript-name", lambda: ep(transcript={"user": "{nope}"}), ConfigError, ("transcript", "nope")),
+    ("param_map-value", lambda: ep(param_map={"max_tokens": "a..b"}), ConfigError, ("param_map", "dotted")),
     (
         "body_template-no-prompt",
         lambda: ep(body_template={"a": 1}),
