@@ -473,6 +473,10 @@ EVAL_ROWS: list[Row] = [
 ]
 
 OTHER_ROWS: list[Row] = [
+    # model discovery
+    ("list_models-none", lambda: nbllm.list_models(None), UsageError, ("model", "NoneType", "URL")),
+    ("list_models-int", lambda: nbllm.list_models(5), UsageError, ("model", "int")),
+    ("list_models-timeout", lambda: nbllm.list_models(URL, timeout=0), UsageError, ("timeout", "> 0")),
     # the df.llm accessor and load_results
     ("rescore-scorer", lambda: frame().llm.rescore([5]), UsageError, ("scorers", "int")),
     (

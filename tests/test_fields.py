@@ -187,7 +187,8 @@ def test_usage_paths_set_from_a_notebook_are_used(ip: InteractiveShell, demo: nb
             "$.usage.completion_tokens",
             "--usage-completion-path",
             "$.usage.prompt_tokens",
-            "--no-stream-usage",
+            "--stream-usage",
+            "off",
         ],
     )
     plain = nbllm.complete("plain", "one two three four five six seven")
