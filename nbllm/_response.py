@@ -482,14 +482,15 @@ class CallState:
         if not self.n_docs:
             self.first_doc = doc
         self.n_docs += 1
-        if self._err_check is not None:
-            found = self._err_check(doc)
-            if found is not MISSING and found:  # null, false, "" and {} are "no error"
-                raise self._in_stream_error(
-                    error_text(found),
-                    f"the document matched error_path {self.ep.error_path}",
-                    whole=whole,
-                )
+        check = self._err_check
+        if check is _top_error:  # the default, inline: this runs for every chunk
+            found = doc.get("error") if type(doc) is dict else None
+        else:
+            found = None if check is None else check(doc)
+        if found and found is not MISSING:  # null, false, "" and {} are "no error"
+            raise self._in_stream_error(
+                error_text(found), f"the document matched error_path {self.ep.error_path}", whole=whole
+            )
         values = self._extract(doc)
         text = values[0]
         got = False
