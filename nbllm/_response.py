@@ -105,7 +105,7 @@ def error_text(value: Any) -> str:
     """The server's own words in a matched in-stream error, with its code, type or status:
     ``Overloaded (type overloaded_error)`` from Anthropic's ``{"type": "error", "error": {...}}``,
     ``... (code 503, status UNAVAILABLE)`` from Gemini, the nested ``response.error`` of a
-    Responses API ``response.failed`` event, or a plain string as it is."""
+    Responses API ``response.failed`` event, Cohere's ``delta.error``, or a string as it is."""
     node = value
     for _ in range(6):  # descend error -> response -> error ... to the object holding a message
         if isinstance(node, list) and node:
@@ -122,7 +122,12 @@ def error_text(value: Any) -> str:
             ]
             return excerpt(msg.strip(), 500) + (f" ({', '.join(tags)})" if tags else "")
         inner = next(
-            (node[k] for k in ("error", "response") if isinstance(node.get(k), (dict, str)) and node[k]), None
+            (
+                node[k]
+                for k in ("error", "response", "delta")
+                if isinstance(node.get(k), (dict, str)) and node[k]
+            ),
+            None,
         )
         if inner is None:
             break
@@ -488,8 +493,10 @@ class CallState:
         else:
             found = None if check is None else check(doc)
         if found and found is not MISSING:  # null, false, "" and {} are "no error"
+            # a flag matched (``$.is_error`` -> true): the words are elsewhere in the document
+            words = error_text(found if isinstance(found, (str, dict, list)) else doc)
             raise self._in_stream_error(
-                error_text(found), f"the document matched error_path {self.ep.error_path}", whole=whole
+                words, f"the document matched error_path {self.ep.error_path}", whole=whole
             )
         values = self._extract(doc)
         text = values[0]

@@ -82,9 +82,9 @@ def cohere(url: str, **kw: Any) -> Endpoint:
         body_template={"model": "{model}", "messages": "{messages}", "stream": "{stream}"},
         response_path="$.message.content[0].text",
         stream_path="$.delta.message.content.text",
-        error_path="$.delta.error",  # message-end: {"delta": {"error": "...", "finish_reason": "ERROR"}}
         retries=0,
-        **kw,
+        # message-end: {"delta": {"error": "...", "finish_reason": "ERROR"}}
+        **{"error_path": "$.delta.error", **kw},
     )
 
 
@@ -371,6 +371,37 @@ def test_cohere_message_end_error_raises(mode: str) -> None:
     # a normal message-end (no delta.error) is the end of a good answer
     ok = [*body[:2], ev({"type": "message-end", "delta": {"finish_reason": "COMPLETE"}}, "message-end")]
     assert run(mode, cohere(M), ok, SSE)[0].text == "abc"
+
+
+def test_a_filter_or_flag_match_finds_the_words_in_the_document(mode: str) -> None:
+    body = [
+        ev({"type": "content-delta", "delta": {"message": {"content": {"text": "abc"}}}}, "content-delta"),
+        ev(
+            {"type": "message-end", "delta": {"error": "internal server error", "finish_reason": "ERROR"}},
+            "message-end",
+        ),
+    ]
+    err = raised(mode, cohere(M, error_path="$[?(@.delta.finish_reason == 'ERROR')]"), body, SSE)
+    assert err.message == "the server reported an error mid-stream: internal server error"
+    assert err.partial_text == "abc"
+    # a path to a flag: the message comes from the document around it
+    ep = Endpoint(name="flag", url=M + "/v1", error_path="$.is_error", retries=0)
+    chunk = {"choices": [{"index": 0, "delta": {"content": "so far"}}], "is_error": False}
+    err = raised(mode, ep, [ev(chunk), ev({"is_error": True, "detail": "quota exhausted"})], SSE)
+    assert err.message == "the server reported an error mid-stream: quota exhausted"
+    assert err.partial_text == "so far"
+
+
+def test_a_key_echoed_in_an_error_event_is_masked(mode: str) -> None:
+    leak = {"type": "error", "error": {"type": "authentication_error", "message": "bad key sk-ant-test-key"}}
+    err = raised(mode, anthropic(M, error_path=None), [*ANTHROPIC_START, ev(leak, "error")], SSE)
+    assert "bad key" in err.message and "sk-ant-test-key" not in str(err) + repr(err.partial_text)
+
+
+def test_forced_json_array_ignores_the_content_type(mode: str) -> None:
+    body = json_array(gemini_element("a"), gemini_element("b"))
+    result, deltas = run(mode, gemini(M, stream="json-array"), body, {"content-type": "text/plain"})
+    assert deltas == ["a", "b"] and result.streamed
 
 
 def test_top_level_error_payload_still_raises(mode: str) -> None:
