@@ -28,6 +28,7 @@ from ._exceptions import (
     TimeoutError,
 )
 from ._extract import MISSING, JSONPath, compile_many, compile_path, excerpt
+from ._format import plural
 from ._jsonarray import JSONArrayDecoder, JSONArrayError
 from ._redact import contains_secret, redact, redact_obj
 from ._request import RequestSpec, cost_of, estimate_tokens
@@ -233,7 +234,7 @@ class CallState:
 
     @property
     def streamed(self) -> bool:
-        """Whether the response is a stream (SSE or NDJSON), whatever was asked."""
+        """Whether the response is a stream (SSE, NDJSON or a JSON array), whatever was asked."""
         return self._sse is not None or self._ndjson is not None or self._jarr is not None
 
     # -- protocol --------------------------------------------------------------------------
@@ -325,7 +326,8 @@ class CallState:
                     "the endpoint has stream='json-array' but the server did not answer with a JSON "
                     "array: set stream='auto'"
                     if forced
-                    else f"{len(self.text)} characters arrived before it (the error's .partial_text)"
+                    else f"{plural(len(self.text), 'character')} of answer arrived before it "
+                    "(the error's .partial_text)"
                 ),
             ) from None
 
@@ -348,8 +350,8 @@ class CallState:
             hint=(
                 f"{why}; the server sent it in place of an answer"
                 if whole
-                else f"{why}; the {len(partial)} characters of answer that arrived before it are in the "
-                "error's .partial_text"
+                else f"{why}; the {plural(len(partial), 'character')} of answer that arrived before it "
+                "are in the error's .partial_text"
             ),
         )
 
