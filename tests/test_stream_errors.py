@@ -14,7 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes import AnthropicFake, CohereFake, GeminiFake, ResponsesFake, answer
+from fakes import (
+    AnthropicFake,
+    AzureOpenAIFake,
+    CohereFake,
+    GeminiFake,
+    LlamaCppFake,
+    OllamaFake,
+    ResponsesFake,
+    TGIFake,
+    answer,
+)
 
 import nbllm
 from nbllm import ConfigError, Endpoint, StreamError
@@ -525,6 +535,63 @@ def test_fake_cohere() -> None:
         err = stream_error(ep, "hello FAKE-STREAM-ERROR")
         assert err.message == "the server reported an error mid-stream: internal server error"
         assert err.partial_text == "echo: "
+
+
+DEFAULT_SHAPES = [
+    # (fake, endpoint by data, the server's words): the default error_path "$.error" covers these
+    (
+        OllamaFake,
+        lambda url: Endpoint(name="ollama", url=url + "/api/chat", model="llama3.2", retries=0),
+        "an error was encountered while running the model: unexpected EOF",
+    ),
+    (
+        TGIFake,
+        lambda url: Endpoint(
+            name="tgi",
+            url=url + "/generate_stream",
+            body_template={"inputs": "{prompt}", "parameters": {"max_new_tokens": 20}},
+            stream_path="$.token.text",
+            retries=0,
+        ),
+        "Request failed during generation: Server error: unexpected EOF",  # {"error": "...", "error_type"}
+    ),
+    (
+        LlamaCppFake,
+        lambda url: Endpoint(
+            name="llamacpp",
+            url=url + "/completion",
+            body_template={"prompt": "{prompt}", "stream": "{stream}"},
+            stream_path="$.content",
+            retries=0,
+        ),
+        "fake: generation failed (type server_error, code 500)",
+    ),
+    (
+        AzureOpenAIFake,
+        lambda url: Endpoint(
+            name="azure",
+            url=url + "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+            api_key="azure-test-key",
+            auth_header="api-key",
+            auth_scheme="",
+            retries=0,
+        ),
+        "The server had an error while processing your request. (type server_error)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fake_cls", "make", "words"), DEFAULT_SHAPES, ids=lambda v: getattr(v, "name", ""))
+def test_fakes_whose_errors_the_defaults_catch(fake_cls: Any, make: Any, words: str) -> None:
+    kw = {"api_key": "azure-test-key"} if fake_cls is AzureOpenAIFake else {}
+    with fake_cls(**kw) as fake:
+        ep = make(fake.base_url)
+        result, deltas = stream_all(ep, "hello world")
+        assert result.text == answer("hello world").text == "".join(deltas)
+        err = stream_error(ep, "hello FAKE-STREAM-ERROR")
+        assert err.message.startswith("the server reported an error mid-stream: ")
+        assert words in err.message and err.partial_text == "echo: "
+        assert err.hint is not None and "error_path $.error" in err.hint
 
 
 def test_decoding_helpers_used_here_are_consistent() -> None:
