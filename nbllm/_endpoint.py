@@ -268,7 +268,7 @@ class Endpoint:
     # in-stream errors (docs/formats.md): a document matching error_path is an error (None: no
     # check); an SSE event with one of these names is an error whatever its data
     error_path: str | None = "$.error"
-    error_events: list[str] = field(default_factory=lambda: ["error"])
+    error_events: list[str] = field(default_factory=lambda: ["error", "response.failed"])
     append_path: bool | None = None
     price_prompt: float | None = None
     price_completion: float | None = None

@@ -293,18 +293,22 @@ def test_responses_failed_event_raises_with_the_nested_message(mode: str) -> Non
             "error": {"code": "rate_limit_exceeded", "message": "Slow down."},
         },
     }
-    err = raised(mode, responses(M), [*RESPONSES_START, ev(failed, "response.failed")], SSE)
-    assert err.message == "the server reported an error mid-stream: Slow down. (code rate_limit_exceeded)"
-    assert err.partial_text == "Partial"
-    assert err.hint is not None and RESPONSES_ERRORS in err.hint
-    # the same detection by event name instead of a path
-    err = raised(
-        mode,
-        responses(M, error_path=None, error_events=["error", "response.failed"]),
-        [*RESPONSES_START, ev(failed, "response.failed")],
-        SSE,
-    )
-    assert "Slow down." in err.message
+    body = [*RESPONSES_START, ev(failed, "response.failed")]
+    # by the preset's filter path alone (no event names), by the default event names alone, and
+    # by the defaults of a plain endpoint (no error settings at all)
+    by_path = responses(M, error_events=[])
+    by_event = responses(M, error_path=None)
+    plain = Endpoint(name="plain", url=M + "/v1/responses", stream_path="$.delta", retries=0)
+    assert plain.error_events == ["error", "response.failed"]
+    for ep, why in (
+        (by_path, RESPONSES_ERRORS),
+        (by_event, "'response.failed' is listed"),
+        (plain, "listed"),
+    ):
+        err = raised(mode, ep, body, SSE)
+        assert err.message == "the server reported an error mid-stream: Slow down. (code rate_limit_exceeded)"
+        assert err.partial_text == "Partial"
+        assert err.hint is not None and why in err.hint
 
 
 def test_responses_success_with_null_errors_is_not_an_error(mode: str) -> None:
