@@ -54,7 +54,7 @@ _TEMPLATE_NAMES = frozenset(
         "seed",
     }
 )
-STREAM_MODES = ("auto", "sse", "ndjson", "off")
+STREAM_MODES = ("auto", "sse", "ndjson", "json-array", "off")
 
 # Paths whose last segments name an API of their own: kept as given, never completed.
 _CUSTOM_SUFFIXES = (
@@ -284,6 +284,10 @@ class Endpoint:
     finish_reason_path: str | None = None
     stream: str = "auto"
     stream_usage: bool | None = None  # None: only on OpenAI-shaped routes
+    # in-stream errors (docs/formats.md): a document matching error_path is an error (None: no
+    # check); an SSE event with one of these names is an error whatever its data
+    error_path: str | None = "$.error"
+    error_events: list[str] = field(default_factory=lambda: ["error", "response.failed"])
     append_path: bool | None = None
     price_prompt: float | None = None
     price_completion: float | None = None
@@ -407,6 +411,7 @@ class Endpoint:
             value = getattr(self, fld)
             if value is not None:
                 compile_path(value, field=fld)
+        self._check_error_fields()
         if params_as_text:  # json.loads accepts NaN and Infinity
             s("params", check_json_value("params", self.params, error=ConfigError))
         for fld in ("price_prompt", "price_completion"):
@@ -508,6 +513,31 @@ class Endpoint:
             if value is not None:
                 self._set(fld, check_int(fld, value, min=1024, error=ConfigError))
 
+    def _check_error_fields(self) -> None:
+        """``error_path`` (a JSONPath, or None/"" for no check) and ``error_events`` (SSE event
+        names; a comma-separated string is accepted, as a form or a magic flag gives it)."""
+        if self.error_path is not None:
+            check_str("error_path", self.error_path, empty=True, error=ConfigError)
+            if self.error_path.strip():
+                compile_path(self.error_path, field="error_path")
+            else:
+                self._set("error_path", None)
+        names = self.error_events
+        if isinstance(names, str):
+            names = [n for n in names.split(",") if n.strip()]
+        if not isinstance(names, (list, tuple)):
+            raise _err("error_events", f"must be a list of SSE event names, {got(names)}")
+        clean = []
+        for name in names:
+            if not isinstance(name, str) or not name.strip() or _CTL_RE.search(name):
+                raise _err(
+                    "error_events",
+                    f"{name!r}: each must be a non-empty one-line SSE event name (e.g. 'error')",
+                )
+            clean.append(name.strip())
+        if clean != self.error_events:
+            self._set("error_events", clean)
+
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
 
@@ -550,6 +580,7 @@ class Endpoint:
             append = not (
                 path.endswith("/completions")
                 or path.endswith(_CUSTOM_SUFFIXES)
+                or ":" in path.rsplit("/", 1)[-1]  # a custom method (Gemini's :streamGenerateContent)
                 or self.body_template is not None
             )
         if not self.url or not append:

@@ -275,6 +275,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     # streaming
     _S("stream", "choice", "streaming", "streaming mode", label="Stream format", choices=STREAM_MODES,
        in_cache_key=False),
+    _S("error_path", "jsonpath", "streaming",
+       "JSONPath whose match in a stream chunk or a body means an error ('': no check)",
+       placeholder="default $.error; e.g. $[?(@.type == 'error')]", sample="$.delta.error"),
+    _S("error_events", "json", "streaming",
+       "SSE event names that mean an error, as a JSON list", label="Error events",
+       placeholder='["error", "response.failed"]', sample=["error"]),
     _S("stream_usage", "tristate", "streaming",
        "ask for token usage at the end of a stream (stream_options): auto = only on OpenAI-shaped routes",
        label="Ask for usage when streaming", in_cache_key=False),

@@ -31,11 +31,13 @@ from ._exceptions import (
     TimeoutError,
 )
 from ._extract import MISSING, JSONPath, compile_many, compile_path, excerpt
+from ._format import plural
+from ._jsonarray import JSONArrayDecoder, JSONArrayError
 from ._redact import contains_secret, redact, redact_obj
 from ._request import RequestSpec, cost_of, estimate_tokens
 from ._result import Delta, Result, Usage
 
-__all__ = ["Attempts", "CallState", "map_transport_error", "parse_retry_after"]
+__all__ = ["Attempts", "CallState", "error_text", "map_transport_error", "parse_retry_after"]
 
 _MAX_ERROR_BODY = 64 * 1024
 _fast_loads: Callable[[str], Any]
@@ -98,6 +100,60 @@ def message_of(doc: Any) -> str:
             if val:
                 return val if isinstance(val, str) else excerpt(val, 300)
     return excerpt(doc, 300)
+
+
+_MSG_KEYS = ("message", "msg", "error_message", "errorMessage", "detail")
+
+
+def error_text(value: Any) -> str:
+    """The server's own words in a matched in-stream error, with its code, type or status:
+    ``Overloaded (type overloaded_error)`` from Anthropic's ``{"type": "error", "error": {...}}``,
+    ``... (code 503, status UNAVAILABLE)`` from Gemini, the nested ``response.error`` of a
+    Responses API ``response.failed`` event, Cohere's ``delta.error``, or a string as it is."""
+    node = value
+    for _ in range(6):  # descend error -> response -> error ... to the object holding a message
+        if isinstance(node, list) and node:
+            node = node[0]
+            continue
+        if not isinstance(node, dict):
+            break
+        msg = next((node[k] for k in _MSG_KEYS if isinstance(node.get(k), str) and node[k].strip()), None)
+        if msg is not None:
+            tags = [
+                f"{k} {node[k]}"
+                for k in ("type", "code", "status")
+                if type(node.get(k)) in (str, int) and str(node[k]) and node[k] != "error"
+            ]
+            return excerpt(msg.strip(), 500) + (f" ({', '.join(tags)})" if tags else "")
+        inner = next(
+            (
+                node[k]
+                for k in ("error", "response", "delta")
+                if isinstance(node.get(k), (dict, str)) and node[k]
+            ),
+            None,
+        )
+        if inner is None:
+            break
+        node = inner
+    if isinstance(node, str) and node.strip():
+        return excerpt(node.strip(), 500)
+    return excerpt(value, 300)
+
+
+def _top_error(doc: Any) -> Any:  # the default error_path "$.error", without a call into _extract
+    return doc.get("error", MISSING) if type(doc) is dict else MISSING
+
+
+def _error_plan(ep: Endpoint) -> tuple[Callable[[Any], Any] | None, frozenset[str]]:
+    """The endpoint's in-stream error detector: doc -> match (or MISSING), and the SSE event
+    names that mean an error. Computed once per endpoint."""
+    plan = ep._plans.get("error")
+    if plan is None:
+        path = ep.error_path
+        check = None if path is None else _top_error if path == "$.error" else compile_path(path).first_of
+        plan = ep._plans["error"] = (check, frozenset(ep.error_events))
+    return plan
 
 
 def _plan(ep: Endpoint, streamed: bool) -> tuple[JSONPath, Callable[[Any], tuple[Any, ...]], tuple[int, ...]]:
@@ -184,6 +240,14 @@ class CallState:
         self._secrets = spec.secrets
         self._sse: SSEDecoder | None = None
         self._ndjson: NDJSONDecoder | None = None
+        self._jarr: JSONArrayDecoder | None = None
+        # stream="auto" and a body that is not SSE/NDJSON: one starting with "[" is read as a
+        # JSON-array stream (Gemini's :streamGenerateContent, even for complete()); if no element
+        # matches the stream path, the whole array is read as one answer at the end, so an API
+        # whose plain answer is an array (``$[0].generated_text``) works as before
+        self._sniff = False
+        self._sniffed = False
+        self._err_check, self._err_events = _error_plan(ep)
 
     # -- what arrived so far (kept on interrupt / drop) ---------------------------------
     @property
@@ -201,8 +265,8 @@ class CallState:
 
     @property
     def streamed(self) -> bool:
-        """Whether the response is a stream (SSE or NDJSON), whatever was asked."""
-        return self._sse is not None or self._ndjson is not None
+        """Whether the response is a stream (SSE, NDJSON or a JSON array), whatever was asked."""
+        return self._sse is not None or self._ndjson is not None or self._jarr is not None
 
     # -- protocol --------------------------------------------------------------------------
     def start(self, status: int, headers: Mapping[str, str], *, decoded: bool = False) -> None:
@@ -226,7 +290,7 @@ class CallState:
                 )
             self._inflater = Inflater()
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
-        forced = self.ep.stream if self.ep.stream in ("sse", "ndjson") else None
+        forced = self.ep.stream if self.ep.stream in ("sse", "ndjson", "json-array") else None
         if status >= 400:
             self.mode = "error"
         elif forced or ctype == "text/event-stream":
@@ -241,12 +305,17 @@ class CallState:
             self.mode = "ndjson"
         else:
             self.mode = "json"
-        streamed = self.mode in ("sse", "ndjson")
-        self._text_path, self._extract, (self._ri, self._fi, self._pi, self._ci) = _plan(self.ep, streamed)
+            self._sniff = self.ep.stream == "auto" and 200 <= status < 300
+        self._use_plan(self.mode in ("sse", "ndjson", "json-array"))
         if self.mode == "sse":
             self._sse = SSEDecoder(self.ep.max_event_bytes)
         elif self.mode == "ndjson":
             self._ndjson = NDJSONDecoder(self.ep.max_event_bytes)
+        elif self.mode == "json-array":
+            self._jarr = JSONArrayDecoder(self.ep.max_event_bytes or 1 << 40)
+
+    def _use_plan(self, streamed: bool) -> None:
+        self._text_path, self._extract, (self._ri, self._fi, self._pi, self._ci) = _plan(self.ep, streamed)
 
     def feed(self, chunk: bytes) -> list[Delta]:
         """Decode one network chunk; return the new deltas (hot path).
@@ -266,7 +335,9 @@ class CallState:
             out: list[Delta] = []
             if events:
                 lim.last_event = now
-                for _event, data in events:
+                for event, data in events:
+                    if event is not None and event in self._err_events:
+                        raise self._sse_error_event(event, data)
                     self._doc(data, out)
             elif now - lim.last_event > lim.idle:
                 raise self._idle_error(now)
@@ -281,7 +352,9 @@ class CallState:
             if self._sse is not None:
                 if events := self._sse.decode(chunk):
                     self.limits.last_event = now
-                    for _event, data in events:
+                    for event, data in events:
+                        if event is not None and event in self._err_events:
+                            raise self._sse_error_event(event, data)
                         self._doc(data, out)
                 elif now - self.limits.last_event > self.limits.idle:
                     raise self._idle_error(now)
@@ -292,11 +365,24 @@ class CallState:
                         self._doc(line, out)
                 elif now - self.limits.last_event > self.limits.idle:
                     raise self._idle_error(now)
+            elif self._jarr is not None:
+                if self._sniffed:  # kept until an element matches, for reading the array whole
+                    self._body += chunk
+                if elements := self._elements(chunk):
+                    self.limits.last_event = now
+                    for element in elements:
+                        self._doc(element, out)
+                elif now - self.limits.last_event > self.limits.idle:
+                    raise self._idle_error(now)
+                if self._sniffed and self.matched and self._body:
+                    self._body = bytearray()
             else:
                 self._body += chunk
                 if self.mode == "error" and len(self._body) >= _MAX_ERROR_BODY:  # enough to show
                     del self._body[_MAX_ERROR_BODY:]
                     raise self._http_error()
+                if self._sniff:
+                    self._sniff_array(out)
         except EventTooLarge as exc:
             raise self._event_error(exc) from None
         return out
@@ -325,6 +411,68 @@ class CallState:
                 raise self.limit_error(now, decompressed=True)
             out += self._plain(piece, now)
 
+    def _sniff_array(self, out: list[Delta]) -> None:
+        """Switch to JSON-array framing if the body's first character is ``[``."""
+        head = bytes(self._body).lstrip(b" \t\r\n")
+        if head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+            head = head[3:].lstrip(b" \t\r\n")
+        if not head:
+            return  # only whitespace so far: decide on the next chunk
+        self._sniff = False
+        if head[:1] != b"[":
+            return
+        self.mode, self._sniffed, self._jarr = "json-array", True, JSONArrayDecoder()
+        self._use_plan(True)
+        for element in self._elements(bytes(self._body)):
+            self._doc(element, out)
+        if self.matched:
+            self._body = bytearray()
+
+    def _elements(self, chunk: bytes | None) -> list[str]:
+        """The JSON-array decoder's output (``None``: flush), its errors as StreamError."""
+        assert self._jarr is not None
+        try:
+            return self._jarr.flush() if chunk is None else self._jarr.decode(chunk)
+        except JSONArrayError as exc:
+            forced = self.ep.stream == "json-array" and "expected a JSON array" in str(exc)
+            raise StreamError(
+                f"malformed JSON-array stream: {exc}",
+                partial_text=self._scrub(self.text),
+                endpoint=self.ep.name,
+                url=self.spec.url,
+                hint=(
+                    "the endpoint has stream='json-array' but the server did not answer with a JSON "
+                    "array: set stream='auto'"
+                    if forced
+                    else f"{plural(len(self.text), 'character')} of answer arrived before it "
+                    "(the error's .partial_text)"
+                ),
+            ) from None
+
+    def _sse_error_event(self, event: str, data: str) -> StreamError:
+        """The StreamError for an SSE event named as an error (``event: error``)."""
+        text = redact(data) if self._secrets else data
+        try:
+            doc: Any = _decode_json(text)
+        except ValueError:
+            doc = text
+        return self._in_stream_error(error_text(doc), f"the SSE event {event!r} is listed in error_events")
+
+    def _in_stream_error(self, message: str, why: str, *, whole: bool = False) -> StreamError:
+        partial = self._scrub(self.text)
+        return StreamError(
+            f"the server reported an error{'' if whole else ' mid-stream'}: {message}",
+            partial_text=partial,
+            endpoint=self.ep.name,
+            url=self.spec.url,
+            hint=(
+                f"{why}; the server sent it in place of an answer"
+                if whole
+                else f"{why}; the {plural(len(partial), 'character')} of answer that arrived before it "
+                "are in the error's .partial_text"
+            ),
+        )
+
     def finish(self) -> Result:
         """End of body: flush the decoder, raise for errors, build the result.
 
@@ -337,11 +485,23 @@ class CallState:
             raise self._http_error()
         try:
             if self._sse is not None:
-                for _event, data in self._sse.flush():
+                for event, data in self._sse.flush():
+                    if event is not None and event in self._err_events:
+                        raise self._sse_error_event(event, data)
                     self._doc(data, self.tail)
             elif self._ndjson is not None:
                 for line in self._ndjson.flush():
                     self._doc(line, self.tail)
+            elif self._jarr is not None:
+                for element in self._elements(None):
+                    self._doc(element, self.tail)
+                if self._sniffed and not self.matched:  # no element matched: read the array whole
+                    array, self._body = bytes(self._body), bytearray()
+                    self._jarr, self._sniffed, self.mode = None, False, "json"
+                    self.chunks, self.first_doc, self.n_docs = [], None, 0
+                    self.tail.clear()
+                    self._use_plan(False)
+                    self._doc(array.decode("utf-8", "replace"), self.tail, whole=True)
             elif body := self._body:
                 if body[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is no part of the JSON
                     del body[:3]
@@ -457,12 +617,16 @@ class CallState:
         if not self.n_docs:
             self.first_doc = doc
         self.n_docs += 1
-        if type(doc) is dict and doc.get("error"):
-            raise StreamError(
-                f"the server reported an error{' mid-stream' if not whole else ''}: {message_of(doc)}",
-                partial_text=self._scrub(self.text),
-                endpoint=self.ep.name,
-                url=self.spec.url,
+        check = self._err_check
+        if check is _top_error:  # the default, inline: this runs for every chunk
+            found = doc.get("error") if type(doc) is dict else None
+        else:
+            found = None if check is None else check(doc)
+        if found and found is not MISSING:  # null, false, "" and {} are "no error"
+            # a flag matched (``$.is_error`` -> true): the words are elsewhere in the document
+            words = error_text(found if isinstance(found, (str, dict, list)) else doc)
+            raise self._in_stream_error(
+                words, f"the document matched error_path {self.ep.error_path}", whole=whole
             )
         values = self._extract(doc)
         text = values[0]

@@ -1,9 +1,10 @@
-"""Pure framing tests: SSE and NDJSON decoders under awkward chunk boundaries."""
+"""Pure framing tests: SSE, NDJSON and JSON-array decoders under awkward chunk boundaries."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 import zlib
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nbllm import _jsonarray
 from nbllm._decoders import EventTooLarge, Inflater, LineSplitter, NDJSONDecoder, SSEDecoder
+from nbllm._jsonarray import JSONArrayDecoder, JSONArrayError
 
 
 def sse_all(chunks: list[bytes]) -> list[tuple[str | None, str]]:
@@ -291,3 +294,150 @@ def test_mixed_line_ends_any_split(payloads: list[str], ends: list[str], bom: bo
     points = sorted({c % (len(data) + 1) for c in cuts})
     chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
     assert sse_all(chunks) == [(None, p) for p in payloads]
+
+
+# ---------------------------------------------------------------- JSON-array streams (Gemini)
+
+
+def jarr_all(chunks: list[bytes], max_element: int = _jsonarray.DEFAULT_MAX_ELEMENT) -> list[str]:
+    dec = JSONArrayDecoder(max_element)
+    out: list[str] = []
+    for c in chunks:
+        out += dec.decode(c)
+    return out + dec.flush()
+
+
+GEMINI_ARRAY = (
+    b'[{\n  "candidates": [{"content": {"parts": [{"text": "echo: "}], "role": "model"}}]\n}'
+    b'\n,\r\n{\n  "candidates": [{"content": {"parts": [{"text": "hi"}], "role": "model"}}]\n}\n]'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (GEMINI_ARRAY, [json.loads(x) for x in GEMINI_ARRAY.decode()[1:-2].split("\n,\r\n")]),
+        (b"[]", []),
+        (b"  \r\n[ \n ]\r\n", []),
+        (b"\xef\xbb\xbf[1]", [1]),  # a UTF-8 byte-order mark before the array
+        (b'[{"a":"]}\\"[{,"},{"b":"\\\\"}]', [{"a": ']}"[{,'}, {"b": "\\"}]),  # escapes, brackets in strings
+        (b'["\\\\", "x\\"y", "\\u005d"]', ["\\", 'x"y', "]"]),  # string elements ending in \\
+        (b'[[1,[2,[]]],{"a":[{}]}]', [[1, [2, []]], {"a": [{}]}]),  # nesting
+        (b'[1 , -2.5e3,true,\tnull\r\n,"s"]', [1, -2.5e3, True, None, "s"]),  # bare scalars
+        (
+            '[{"t":"\u00e9\U0001f600\u2028"}]'.encode(),
+            [{"t": "\u00e9\U0001f600\u2028"}],
+        ),  # UTF-8 cut anywhere
+    ],
+)
+def test_json_array_table_under_every_split(body: bytes, expected: list[object]) -> None:
+    for n in (1, 2, 3, 7, len(body) or 1):
+        got = jarr_all(split_every(body, n))
+        assert [json.loads(x) for x in got] == expected, n
+
+
+def test_json_array_hands_out_each_element_as_soon_as_it_ends() -> None:
+    dec = JSONArrayDecoder()
+    assert dec.decode(b'[{"a": 1') == []
+    assert dec.decode(b"}\n") == ['{"a": 1}']  # before the comma or the next element arrives
+    assert dec.decode(b',\r\n{"b":"}') == []  # the brace is inside a string
+    assert dec.decode(b'"}') == ['{"b":"}"}']
+    assert dec.decode(b"\n]") == [] and dec.flush() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b'{"a": 1}', "expected a JSON array ('[') but the body starts with '{"),
+        (b"[1,,2]", "expected an array element, got ','"),
+        (b"[1,]", "expected an array element, got ']'"),
+        (b"[,1]", "expected an array element, got ','"),
+        (b'[{"a":1} {"b":2}]', "expected ',' or ']' between array elements, got '{'"),
+        (b"[1] 2", "data after the JSON array's closing ']'"),
+        (b'[{"a":1}', "ended before its closing ']' (after an element)"),
+        (b'[{"a":1},', "ended before its closing ']' (after an element)"),
+        (b'[{"a":"1}', "ended before its closing ']' (inside an element)"),
+        (b"[12", "ended before its closing ']' (after an element)"),  # the scalar is complete
+    ],
+)
+def test_json_array_malformed_bodies_raise_clearly(body: bytes, words: str) -> None:
+    for n in (1, len(body)):
+        with pytest.raises(JSONArrayError) as info:
+            jarr_all(split_every(body, n))
+        assert words in str(info.value)
+
+
+def test_json_array_element_size_is_bounded() -> None:
+    element = b'{"t":"' + b"x" * 90 + b'"}'  # 98 characters
+    assert jarr_all([b"[", element, b"]"], max_element=98) == [element.decode()]
+    with pytest.raises(JSONArrayError, match="larger than 97 characters"):
+        jarr_all(split_every(b"[" + element + b"]", 10), max_element=97)
+    # a server that never closes its element is stopped at the bound, not when memory runs out
+    dec = JSONArrayDecoder(max_element=1000)
+    dec.decode(b'[{"t":"')
+    with pytest.raises(JSONArrayError):
+        for _ in range(200):
+            dec.decode(b"x" * 10)
+    with pytest.raises(ValueError):
+        JSONArrayDecoder(max_element=0)
+
+
+class _CountingPattern:
+    """Wraps a compiled regex: counts the characters each search may look at."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+        self.scanned = 0
+
+    def search(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        m = self.pattern.search(text, pos)
+        self.scanned += (m.end() if m else len(text)) - pos
+        return m
+
+
+def test_json_array_decoding_is_linear_in_the_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Operation count, not time: every character is scanned once, however the body is cut
+    (a decoder that rescans the element held so far would scan ~n^2/2 characters here)."""
+    counters = {name: _CountingPattern(getattr(_jsonarray, name)) for name in ("_STRUCT", "_IN_STR")}
+    for name, counter in counters.items():
+        monkeypatch.setattr(_jsonarray, name, counter)
+    element = json.dumps({"t": "x" * 20_000, "n": [{"a": "]"}] * 500}).encode()
+    body = b"[" + element + b",\r\n" + element + b"]"
+    out = jarr_all(split_every(body, 16))
+    assert [json.loads(x) for x in out] == [json.loads(element)] * 2
+    assert sum(c.scanned for c in counters.values()) <= len(body)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text_st,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text_st, inner, max_size=3),
+    max_leaves=8,
+)
+gaps = st.text(st.sampled_from(" \t\r\n"), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    elements=st.lists(json_values, max_size=6),
+    spacing=st.lists(gaps, min_size=14, max_size=14),
+    indent=st.sampled_from([None, 0, 2]),
+    ascii_only=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+)
+def test_json_array_any_split_gives_the_same_elements(
+    elements: list[object], spacing: list[str], indent: int | None, ascii_only: bool, cuts: list[int]
+) -> None:
+    """Property: random elements, serialised with random whitespace/CRLF around the brackets and
+    commas and cut at random points, decode to the same elements as the whole body."""
+    parts = [spacing[0], "[", spacing[1]]
+    for i, e in enumerate(elements):
+        if i:
+            parts += [spacing[2 + i % 6], ",", spacing[8 + i % 6]]
+        parts.append(json.dumps(e, indent=indent, ensure_ascii=ascii_only))
+    parts += [spacing[13], "]", spacing[12]]
+    data = "".join(parts).encode()
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    got = jarr_all(chunks)
+    assert got == jarr_all([data])
+    assert [json.loads(x) for x in got] == elements

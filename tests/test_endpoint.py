@@ -66,7 +66,7 @@ def test_custom_api_paths_are_kept() -> None:
         ({"url": "http://h/v1", "price_prompt": -1}, "price_prompt", ">= 0"),
         ({"url": "http://h/v1", "timeout": 0}, "timeout", "> 0"),
         ({"url": "http://h/v1", "max_seq_len": 1.5}, "max_seq_len", "whole number"),
-        ({"url": "http://h/v1", "stream": "websocket"}, "stream", "auto, sse, ndjson, off"),
+        ({"url": "http://h/v1", "stream": "websocket"}, "stream", "auto, sse, ndjson, json-array, off"),
         ({"url": "http://h/v1", "verify": "/no/such/ca.pem"}, "verify", "does not exist"),
         ({"url": "http://h/v1", "api_key_env": "1BAD"}, "api_key_env", "environment variable name"),
         ({"url": "http://h/v1", "api_key_env": "K", "api_key": "sk-123"}, "api_key", "not both"),

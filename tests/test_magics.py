@@ -174,7 +174,7 @@ def test_help_lists_every_subcommand_and_option(
         "--body",
         "--response-path",
         "--stream-path",
-        "--stream {auto,sse,ndjson,off}",
+        "--stream {auto,sse,ndjson,json-array,off}",
         "--price-prompt",
         "--price-completion",
         "--max-seq-len",
