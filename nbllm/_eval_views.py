@@ -22,7 +22,7 @@ from ._validate import check_int, check_number
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LLMAccessor", "compare", "disagreements", "side_by_side", "summary"]
+__all__ = ["LLMAccessor", "compare", "disagreements", "judge_pairs", "side_by_side", "summary"]
 
 
 def _group_keys(df: pd.DataFrame) -> list[str]:
@@ -342,6 +342,76 @@ def disagreements(
     return out.reset_index(drop=True)
 
 
+def judge_pairs(
+    df: pd.DataFrame,
+    judge: Any,
+    a: Any,
+    b: Any,
+    *,
+    expected: str | None = None,
+    cache: Any = True,
+    concurrency: int = 8,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """A copy of ``df`` where ``judge`` (``scorers.pairwise``) compared ``a``'s and ``b``'s
+    answers to each case (and repeat), in both orders: ``score_<name>`` on both models' rows
+    (see ``scorers.pairwise``; NaN on other models' rows) and the judge's own usage in
+    ``pair_judge_prompt_tokens``, ``pair_judge_completion_tokens``, ``pair_judge_cost``,
+    ``pair_judge_output``, ``pair_judge_error``. ``df.llm.compare(a, b)`` then tests it."""
+    from ._eval_cache import Cache
+    from ._eval_plan import check_cache, check_column, open_cache
+    from ._eval_progress import make_progress
+    from ._eval_run import run_blocking
+    from ._eval_score import PairwisePhase
+    from .scorers import PairwiseJudge
+
+    if not isinstance(judge, PairwiseJudge):
+        raise UsageError(
+            f"must be a pairwise judge: scorers.pairwise('judge-model', criteria=...), got {type(judge).__name__}",
+            field="judge",
+        )
+    known, label = _labels(df)
+    x, y = _pick("a", a, known), _pick("b", b, known)
+    if x == y:
+        raise UsageError(f"a and b are the same model ({x!r})", field="b")
+    if expected is None:
+        expected = (df.attrs.get("nbllm") or {}).get("expected")
+        if expected is None and "expected" in df.columns:
+            expected = "expected"
+    else:
+        check_column("expected", expected, df)
+    concurrency = check_int("concurrency", concurrency, min=1)
+    check_cache(cache)
+    cases = df["case"].tolist()
+    repeats = df["repeat"].tolist() if "repeat" in df.columns else [0] * len(df)
+    rows_b = {(cases[i], repeats[i]): i for i in range(len(df)) if label[i] == y}
+    pairs = [
+        (i, rows_b[(cases[i], repeats[i])])
+        for i in range(len(df))
+        if label[i] == x and (cases[i], repeats[i]) in rows_b
+    ]
+    out = df.reset_index(drop=True).copy()
+    store = open_cache(cache)
+    try:
+        phase = PairwisePhase(out, judge, pairs, expected, store, concurrency)
+        phase.runner.load_cache()
+        if phase.stats.done < phase.stats.total:
+            bar = make_progress(phase.stats, progress)
+            try:
+                run_blocking(phase.runner.run(), stop=lambda: phase.runner.stop("interrupted"), progress=bar)
+            finally:
+                bar.close()
+        for i, done in enumerate(phase.out.done):
+            if not done:
+                phase.out.fail(i, phase.stats.stopped or "interrupted", None)
+        phase.apply()
+    finally:
+        if store is not None and not isinstance(cache, Cache):
+            store.close()
+    out.index = df.index
+    return out
+
+
 def side_by_side(df: pd.DataFrame, values: str = "output") -> pd.DataFrame:
     """One row per case: the case's columns, then ``values`` (default ``output``) per model
     (and per params set / repeat when there are several)."""
@@ -494,6 +564,28 @@ class LLMAccessor:
             threshold=threshold,
             resamples=resamples,
             seed=seed,
+        )
+
+    def judge_pairs(
+        self,
+        judge: Any,
+        a: Any,
+        b: Any,
+        *,
+        expected: str | None = None,
+        cache: Any = True,
+        concurrency: int = 8,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        return judge_pairs(
+            self._df,
+            judge,
+            a,
+            b,
+            expected=expected,
+            cache=cache,
+            concurrency=concurrency,
+            progress=progress,
         )
 
     def disagreements(

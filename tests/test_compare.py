@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 import nbllm
 import nbllm._eval
-from nbllm import _stats
+from nbllm import _stats, scorers
 from nbllm._demo import DemoServer
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -32,6 +33,7 @@ def frame(scores: dict[str, list[list[float]]], *, errors: dict[str, set[int]] |
                         "model": model,
                         "params": "{}",
                         "repeat": r,
+                        "prompt": f"question {case}",
                         "output": f"{model}-{case}-{r}",
                         "error": "HTTPStatusError: HTTP 500" if failed else "",
                         "latency_s": 0.1,
@@ -246,3 +248,84 @@ def test_repeats_make_every_call_once_then_come_from_the_cache(srv: DemoServer) 
     more = nbllm.evaluate(["x", "y"], "rep", repeats=6, progress=False)
     assert srv.request_count - before == 2  # only the new repeat index is called
     assert int((~more["cached"]).sum()) == 2
+
+
+class LongerWins(nbllm.Handler):
+    """A judge that prefers the longer answer (a tie when equally long), whatever its position."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def completion(self, messages: list[dict[str, Any]], **params: Any) -> Any:
+        text = str(messages[-1]["content"])
+        self.prompts.append(text)
+        a = text.split("Answer A: ", 1)[1].split("\nAnswer B: ", 1)[0]
+        b = text.split("\nAnswer B: ", 1)[1].split("\nExplain", 1)[0]
+        verdict = "TIE" if len(a) == len(b) else ("A" if len(a) > len(b) else "B")
+        return {
+            "text": f"Longer wins.\nVERDICT: {verdict}",
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+        }
+
+
+def test_pairwise_judge_with_a_python_handler_feeds_compare() -> None:
+    handler = LongerWins()
+    nbllm.register_provider("cmp-longer", handler)
+    judge_ep = nbllm.Endpoint(name="pj", handler="cmp-longer", price_prompt=1.0, price_completion=2.0)
+    df = frame({"a": one([1, 1, 1, 1, 0]), "b": one([0, 1, 0, 1, 1])}, errors={"b": {4}})
+    long = (df["model"] == "a") & (df["case"] != 3)
+    df.loc[long, "output"] = "a long, detailed answer"  # case 3: both "x-3-0", equally long
+    judged = df.llm.judge_pairs(scorers.pairwise(judge_ep, criteria="Be thorough."), "a", "b", cache=False)
+    assert len(handler.prompts) == 2 * 4  # 4 pairs without error, both orders; none for case 4
+    assert "Criteria: Be thorough." in handler.prompts[0]
+    by = judged.set_index(["model", "case"])["score_pairwise"]
+    assert [by[("a", c)] for c in range(4)] == [1.0, 1.0, 1.0, 0.5]
+    assert [by[("b", c)] for c in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert math.isnan(by[("a", 4)]) and math.isnan(by[("b", 4)])
+    assert (
+        judged.loc[judged["case"] == 4, "pair_judge_error"].eq("not judged: a call of this pair failed").all()
+    )
+    ok = judged[judged["case"] < 4]
+    assert (ok["pair_judge_prompt_tokens"] == 10).all() and (ok["pair_judge_completion_tokens"] == 2).all()
+    assert ok["pair_judge_cost"].to_numpy() == pytest.approx([(10 * 1.0 + 2 * 2.0) / 1000] * 8)
+    assert (
+        ok["pair_judge_output"].str.endswith("VERDICT: A").sum()
+        + ok["pair_judge_output"].str.endswith("VERDICT: B").sum()
+        == 6
+    )
+    assert df.columns.difference(judged.columns).empty and "score_pairwise" not in df.columns  # a copy
+    s = judged.llm.summary()
+    assert s.loc["a", "pair_judge_cost"] == pytest.approx(4 * 0.014)
+    c = judged.llm.compare("a", "b")
+    row = c.loc["score_pairwise"]
+    assert (row["n"], row["wins"], row["ties"], row["losses"]) == (4, 3, 1, 0)
+    assert row["mean_a"] == pytest.approx(3.5 / 4) and row["test"].startswith("wilcoxon")
+
+
+def test_pairwise_cancels_position_bias_and_is_cached(srv: DemoServer) -> None:
+    add(srv, "pm")
+    add(srv, "rep")
+    df = nbllm.evaluate(["one", "two", "[[fault:500]] three"], ["pm", "rep"], progress=False, cache=False)
+    add(srv, "biased")  # the echo server says "VERDICT: A" whatever it is shown
+    judge = scorers.pairwise("biased", template="Compare {output_a} with {output_b}. VERDICT: A")
+    before = srv.request_count
+    judged = df.llm.judge_pairs(judge, "pm", "rep")
+    assert srv.request_count - before == 2 * 2  # two pairs, both orders; the failed case is skipped
+    ok = judged[judged["error"] == ""]
+    assert ok["score_pairwise"].tolist() == [0.5] * 4  # "A" in both orders: a win and a loss
+    assert ok["pair_judge_output"].str.startswith("You said: Compare You said: ").all()
+    before = srv.request_count
+    again = df.llm.judge_pairs(judge, "pm", "rep")
+    assert srv.request_count - before == 0  # the verdicts come from the cache
+    assert again["score_pairwise"].equals(judged["score_pairwise"])
+
+
+def test_pairwise_is_not_a_per_row_scorer() -> None:
+    judge = scorers.pairwise("x")
+    assert judge.parse("hmm VERDICT: b\nverdict: tie") == "TIE" and judge.parse("no idea") is None
+    with pytest.raises(ValueError, match=r"df.llm.judge_pairs\(judge, 'model_a', 'model_b'\)"):
+        nbllm.evaluate(["a"], "x", scorers=[judge], progress=False)
+    with pytest.raises(ValueError, match="must be a pairwise judge"):
+        frame({"a": one([1]), "b": one([0])}).llm.judge_pairs(scorers.llm_judge("x"), "a", "b")
+    with pytest.raises(ValueError, match="identifier"):
+        scorers.pairwise("x", name="bad name")
