@@ -439,12 +439,13 @@ def side_by_side(df: pd.DataFrame, values: str = "output") -> pd.DataFrame:
     return out
 
 
-def plot(df: pd.DataFrame, threshold: float = 0.5) -> Any:
+def plot(df: pd.DataFrame, threshold: float = 0.5, *, level: float = 0.95) -> Any:
     """A matplotlib Figure (not registered with pyplot, so it displays exactly once when it
-    is a cell's value): mean score per scorer and model; latency and TTFT p50/p95 per model."""
+    is a cell's value): mean score per scorer and model with ``level`` confidence intervals as
+    error bars (those of ``summary``); latency and TTFT p50/p95 per model."""
     import numpy as np
 
-    s = summary(df, threshold)
+    s = summary(df, threshold, level=level)
     labels = [" ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in s.index]
     scores = score_columns(df) + (["pass_rate"] if "pass_rate" in s.columns else [])
     fig = _figure_class()(figsize=(10, 4), layout="constrained")
@@ -452,15 +453,21 @@ def plot(df: pd.DataFrame, threshold: float = 0.5) -> Any:
     x = np.arange(len(labels))
     width = 0.8 / max(1, len(scores))
     for k, col in enumerate(scores):
+        mean = s[col].to_numpy(dtype=float, na_value=np.nan)
+        lo = s[f"{col}_ci_low"].to_numpy(dtype=float, na_value=np.nan)
+        hi = s[f"{col}_ci_high"].to_numpy(dtype=float, na_value=np.nan)
         ax1.bar(
             x + k * width - 0.4 + width / 2,
-            s[col].to_numpy(dtype=float, na_value=np.nan),
+            mean,
             width,
+            yerr=np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)]),
+            capsize=3,
+            error_kw={"elinewidth": 1},
             label=col.removeprefix("score_"),
         )
     ax1.set_xticks(x, labels)
     ax1.set_ylim(0, 1.05)
-    ax1.set_title("mean score (rows without error)")
+    ax1.set_title(f"mean score (rows without error), {level:.0%} CI")
     if scores:
         ax1.legend(
             fontsize="small",
@@ -596,8 +603,8 @@ class LLMAccessor:
     def side_by_side(self, values: str = "output") -> pd.DataFrame:
         return side_by_side(self._df, values)
 
-    def plot(self, threshold: float = 0.5) -> Any:
-        return plot(self._df, threshold)
+    def plot(self, threshold: float = 0.5, *, level: float = 0.95) -> Any:
+        return plot(self._df, threshold, level=level)
 
     def rescore(
         self,

@@ -329,3 +329,22 @@ def test_pairwise_is_not_a_per_row_scorer() -> None:
         frame({"a": one([1]), "b": one([0])}).llm.judge_pairs(scorers.llm_judge("x"), "a", "b")
     with pytest.raises(ValueError, match="identifier"):
         scorers.pairwise("x", name="bad name")
+
+
+def test_plot_draws_the_summary_intervals_as_error_bars() -> None:
+    pytest.importorskip("matplotlib")
+    df = frame({"a": one(A_CONT), "b": one(B_CONT)})
+    s = df.llm.summary(level=0.9)
+    fig = df.llm.plot(level=0.9)
+    ax = fig.axes[0]
+    assert "90% CI" in ax.get_title()
+    from matplotlib.container import BarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]  # score_s, then pass_rate
+    segments = bars[0].errorbar.lines[2][0].get_segments()
+    for model, seg in zip(["a", "b"], segments, strict=True):
+        assert [seg[0][1], seg[1][1]] == pytest.approx(
+            [s.loc[model, "score_s_ci_low"], s.loc[model, "score_s_ci_high"]]
+        )
+    pass_bars = bars[1].errorbar.lines[2][0].get_segments()
+    assert pass_bars[0][1][1] == pytest.approx(s.loc["a", "pass_rate_ci_high"])
