@@ -1,9 +1,13 @@
 """Views of a result frame, as the ``df.llm`` pandas accessor (registered on import).
 
-``df.llm.summary()``      one row per model (and params set): scores, pass rate, latency/TTFT
-                          p50/p95, tokens, cost, errors
+``df.llm.summary()``      one row per model (and params set): scores and pass rate with
+                          confidence intervals, latency/TTFT p50/p95, tokens, cost, errors
+``df.llm.compare(a, b)``  paired differences per scorer: bootstrap CI, McNemar / Wilcoxon,
+                          wins/ties/losses, effect size (``compare()``: every pair)
+``df.llm.disagreements(a, b)`` the cases where two models differ most
+``df.llm.judge_pairs(scorers.pairwise(...), a, b)`` a pairwise LLM judge's verdicts as scores
 ``df.llm.side_by_side()`` one row per case, one column of outputs per model
-``df.llm.plot()``         a matplotlib Figure: mean scores and latency per model
+``df.llm.plot()``         a matplotlib Figure: mean scores with CIs and latency per model
 ``df.llm.rescore(...)``   new score columns from the frame alone (no model calls)
 ``df.llm.save(path)``     CSV / Parquet / JSONL by suffix; ``nbllm.load_results`` reads it back
 """

@@ -12,7 +12,9 @@ function works too: ``fn(output)``, ``fn(output, expected)`` or ``fn(output, exp
 (``row``: the result row as a dict) returning a number, a bool or None; its name is the
 function's ``__name__`` (or pass ``scorer(fn, name=...)``). Rows whose call failed are not
 scored. ``llm_judge`` asks a registered endpoint to grade each answer; its tokens and cost go to
-``judge_*`` columns, never into the model-under-test's columns.
+``judge_*`` columns, never into the model-under-test's columns. ``pairwise`` asks a judge which
+of two models' answers is better (both orders); it runs on a result frame through
+``df.llm.judge_pairs`` and feeds ``df.llm.compare``.
 """
 
 from __future__ import annotations
