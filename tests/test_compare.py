@@ -348,3 +348,11 @@ def test_plot_draws_the_summary_intervals_as_error_bars() -> None:
         )
     pass_bars = bars[1].errorbar.lines[2][0].get_segments()
     assert pass_bars[0][1][1] == pytest.approx(s.loc["a", "pass_rate_ci_high"])
+
+
+def test_level_none_skips_the_intervals() -> None:
+    df = frame({"a": [[1.0, 0.0], [1.0, 1.0]]})
+    s = df.llm.summary(level=None)
+    assert not [c for c in s.columns if "_ci_" in c]
+    assert s.loc["a", "score_s"] == pytest.approx(0.75) and "score_s_spread" in s.columns
+    assert df.llm.plot(level=None).axes[0].get_title() == "mean score (rows without error)"
