@@ -40,6 +40,13 @@ def score_columns(df: pd.DataFrame) -> list[str]:
     return [str(c) for c in df.columns if str(c).startswith("score_")]
 
 
+def pass_columns(df: pd.DataFrame) -> list[str]:
+    """The scores a row must reach to pass: all but pairwise judges' (a win against another
+    model is not an absolute grade, and other models' rows have none)."""
+    relative = {f"score_{n}" for n in (df.attrs.get("nbllm") or {}).get("pairwise", ())}
+    return [c for c in score_columns(df) if c not in relative]
+
+
 def _repeated(df: pd.DataFrame) -> bool:
     return "repeat" in df.columns and "case" in df.columns and df["repeat"].nunique() > 1
 
@@ -110,7 +117,7 @@ def summary(
                 row[f"{s}_spread"] = spread
         if scores:
             passed = np.ones(n, dtype=bool) & ok
-            for s in scores:
+            for s in pass_columns(df):
                 passed &= (g[s] >= threshold).to_numpy(dtype=bool, na_value=False)
             row["pass_rate"] = float(passed.mean()) if n else np.nan
             if repeated:
@@ -185,7 +192,7 @@ def _paired(df: pd.DataFrame, label: Any, a: str, b: str, values: Any) -> tuple[
 def _pass_values(df: pd.DataFrame, threshold: float) -> Any:
 
     passed = (df["error"] == "").to_numpy(dtype=bool, na_value=False).copy()
-    for s in score_columns(df):
+    for s in pass_columns(df):
         passed &= (df[s] >= threshold).to_numpy(dtype=bool, na_value=False)
     return passed.astype(float)
 
@@ -214,15 +221,16 @@ def _compare_one(
     row["mean_b"] = float(xb.mean()) if n else np.nan
     row["diff"] = float(d.mean()) if n else np.nan
     row["diff_ci_low"], row["diff_ci_high"] = _stats.bootstrap_ci(d, level, resamples=resamples, seed=seed)
-    if kind == "mcnemar":
+    if n == 0:
+        res, kind = _stats.TestResult(np.nan, np.nan, "none"), "none"
+        effect, effect_name = np.nan, ""
+    elif kind == "mcnemar":
         res = _stats.mcnemar(int((d > 0).sum()), int((d < 0).sum()))
         effect, effect_name = row["diff"], "diff_in_proportions"
     else:
-        res = _stats.wilcoxon(d) if n else _stats.TestResult(np.nan, np.nan, "none")
-        effect, effect_name = _stats.rank_biserial(d) if n else np.nan, "rank_biserial"
-    row["test"] = res.method if kind == "wilcoxon" else "mcnemar-exact"
-    if kind == "wilcoxon":
-        row["test"] = f"wilcoxon-{res.method}"
+        res = _stats.wilcoxon(d)
+        effect, effect_name = _stats.rank_biserial(d), "rank_biserial"
+    row["test"] = {"none": "none", "mcnemar": "mcnemar-exact"}.get(kind, f"wilcoxon-{res.method}")
     row["p_value"] = res.pvalue
     row["wins"] = int((d > 0).sum())
     row["ties"] = int((d == 0).sum())
@@ -417,6 +425,9 @@ def judge_pairs(
         if store is not None and not isinstance(cache, Cache):
             store.close()
     out.index = df.index
+    meta = dict(out.attrs.get("nbllm") or {})
+    meta["pairwise"] = sorted({*meta.get("pairwise", ()), judge.name})
+    out.attrs["nbllm"] = meta
     return out
 
 

@@ -356,3 +356,19 @@ def test_level_none_skips_the_intervals() -> None:
     assert not [c for c in s.columns if "_ci_" in c]
     assert s.loc["a", "score_s"] == pytest.approx(0.75) and "score_s_spread" in s.columns
     assert df.llm.plot(level=None).axes[0].get_title() == "mean score (rows without error)"
+
+
+def test_no_pairs_gives_no_test_and_pairwise_scores_do_not_decide_passing() -> None:
+    df = frame({"a": one([1, 1]), "b": one([0, 1])}, errors={"b": {0, 1}})
+    row = df.llm.compare("a", "b", scorers=["s"]).loc["score_s"]
+    assert row["n"] == 0 and row["test"] == "none" and math.isnan(row["p_value"])
+    # a pairwise judge's column is relative: it is left out of pass / pass_rate
+    nbllm.register_provider("cmp-longer2", LongerWins())
+    ok = frame({"a": one([1, 1]), "b": one([1, 1]), "c": one([1, 0])})
+    ok.loc[ok["model"] == "a", "output"] = "a longer answer"  # a wins every pair: b scores 0
+    judged = ok.llm.judge_pairs(scorers.pairwise("cmp-longer2/j"), "a", "b", cache=False)
+    assert judged.attrs["nbllm"]["pairwise"] == ["pairwise"]
+    assert judged.loc[judged["model"] == "b", "score_pairwise"].tolist() == [0.0, 0.0]
+    s = judged.llm.summary()
+    assert s["pass_rate"].tolist() == [1.0, 1.0, 0.5]  # b's losses and c's NaN do not fail them
+    assert judged.llm.compare("a", "c").loc["pass", "wins"] == 1
