@@ -62,7 +62,14 @@ def split_scorers(items: Sequence[Any] | Mapping[str, Any] | Any) -> tuple[list[
     from .scorers import scorer as wrap
 
     if isinstance(items, Mapping):
-        made = [wrap(v, name=k) if not isinstance(v, (Scorer, Judge)) else v for k, v in items.items()]
+        made = [
+            v
+            if isinstance(v, (Scorer, Judge))
+            else as_scorer(v)
+            if isinstance(v, PairwiseJudge)
+            else wrap(v, name=k)
+            for k, v in items.items()
+        ]
     elif isinstance(items, (list, tuple)):
         made = [as_scorer(x) for x in items]
     elif items is None:

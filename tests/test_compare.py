@@ -325,6 +325,8 @@ def test_pairwise_is_not_a_per_row_scorer() -> None:
     assert judge.parse("hmm VERDICT: b\nverdict: tie") == "TIE" and judge.parse("no idea") is None
     with pytest.raises(ValueError, match=r"df.llm.judge_pairs\(judge, 'model_a', 'model_b'\)"):
         nbllm.evaluate(["a"], "x", scorers=[judge], progress=False)
+    with pytest.raises(ValueError, match="judge_pairs"):
+        nbllm.evaluate(["a"], "x", scorers={"p": judge}, progress=False)
     with pytest.raises(ValueError, match="must be a pairwise judge"):
         frame({"a": one([1]), "b": one([0])}).llm.judge_pairs(scorers.llm_judge("x"), "a", "b")
     with pytest.raises(ValueError, match="identifier"):
