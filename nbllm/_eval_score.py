@@ -270,7 +270,7 @@ class PairwisePhase:
     def apply(self) -> None:
         """``score_<name>``: for a's row, a's result against b (win 1, tie 1/2, loss 0; the
         mean of both orders), for b's row its complement; the A-first call's usage and reply
-        go to a's row, the B-first call's to b's row (``pair_judge_*``)."""
+        go to a's row, the B-first call's to b's row (``<name>_judge_*``)."""
         import numpy as np
 
         n, out = len(self.df), self.out
@@ -306,11 +306,12 @@ class PairwisePhase:
                 score[ia] = (v0 + v1) / 2
                 score[ib] = 1.0 - score[ia]
         self.df[f"score_{self.judge.name}"] = score
-        self.df["pair_judge_prompt_tokens"] = int_array(pt)
-        self.df["pair_judge_completion_tokens"] = int_array(ct)
-        self.df["pair_judge_cost"] = cost
-        self.df["pair_judge_output"] = text_array(texts)
-        self.df["pair_judge_error"] = text_array(errors)
+        prefix = f"{self.judge.name}_judge"
+        self.df[f"{prefix}_prompt_tokens"] = int_array(pt)
+        self.df[f"{prefix}_completion_tokens"] = int_array(ct)
+        self.df[f"{prefix}_cost"] = cost
+        self.df[f"{prefix}_output"] = text_array(texts)
+        self.df[f"{prefix}_error"] = text_array(errors)
 
 
 def _add(a: int | None, b: int | None) -> int | None:

@@ -138,7 +138,8 @@ def summary(
             row[col] = int(g[col].sum())
         row["cost"] = float(g["cost"].sum(min_count=1))
         row["retries"] = int(g["retries"].sum())
-        for col in ("judge_cost", "pair_judge_cost"):
+        pairwise = (df.attrs.get("nbllm") or {}).get("pairwise", ())
+        for col in ("judge_cost", *(f"{p}_judge_cost" for p in pairwise)):
             if col in g.columns:
                 row[col] = float(g[col].sum(min_count=1))
         rows.append(row)
@@ -372,8 +373,9 @@ def judge_pairs(
     """A copy of ``df`` where ``judge`` (``scorers.pairwise``) compared ``a``'s and ``b``'s
     answers to each case (and repeat), in both orders: ``score_<name>`` on both models' rows
     (see ``scorers.pairwise``; NaN on other models' rows) and the judge's own usage in
-    ``pair_judge_prompt_tokens``, ``pair_judge_completion_tokens``, ``pair_judge_cost``,
-    ``pair_judge_output``, ``pair_judge_error``. ``df.llm.compare(a, b)`` then tests it."""
+    ``<name>_judge_prompt_tokens``, ``<name>_judge_completion_tokens``, ``<name>_judge_cost``,
+    ``<name>_judge_output``, ``<name>_judge_error`` (all replaced when the same name is judged
+    again). ``df.llm.compare(a, b)`` then tests it."""
     from ._eval_cache import Cache
     from ._eval_plan import check_cache, check_column, open_cache
     from ._eval_progress import make_progress

@@ -283,19 +283,23 @@ def test_pairwise_judge_with_a_python_handler_feeds_compare() -> None:
     assert [by[("b", c)] for c in range(4)] == [0.0, 0.0, 0.0, 0.5]
     assert math.isnan(by[("a", 4)]) and math.isnan(by[("b", 4)])
     assert (
-        judged.loc[judged["case"] == 4, "pair_judge_error"].eq("not judged: a call of this pair failed").all()
+        judged.loc[judged["case"] == 4, "pairwise_judge_error"]
+        .eq("not judged: a call of this pair failed")
+        .all()
     )
     ok = judged[judged["case"] < 4]
-    assert (ok["pair_judge_prompt_tokens"] == 10).all() and (ok["pair_judge_completion_tokens"] == 2).all()
-    assert ok["pair_judge_cost"].to_numpy() == pytest.approx([(10 * 1.0 + 2 * 2.0) / 1000] * 8)
+    assert (ok["pairwise_judge_prompt_tokens"] == 10).all() and (
+        ok["pairwise_judge_completion_tokens"] == 2
+    ).all()
+    assert ok["pairwise_judge_cost"].to_numpy() == pytest.approx([(10 * 1.0 + 2 * 2.0) / 1000] * 8)
     assert (
-        ok["pair_judge_output"].str.endswith("VERDICT: A").sum()
-        + ok["pair_judge_output"].str.endswith("VERDICT: B").sum()
+        ok["pairwise_judge_output"].str.endswith("VERDICT: A").sum()
+        + ok["pairwise_judge_output"].str.endswith("VERDICT: B").sum()
         == 6
     )
     assert df.columns.difference(judged.columns).empty and "score_pairwise" not in df.columns  # a copy
     s = judged.llm.summary()
-    assert s.loc["a", "pair_judge_cost"] == pytest.approx(4 * 0.014)
+    assert s.loc["a", "pairwise_judge_cost"] == pytest.approx(4 * 0.014)
     c = judged.llm.compare("a", "b")
     row = c.loc["score_pairwise"]
     assert (row["n"], row["wins"], row["ties"], row["losses"]) == (4, 3, 1, 0)
@@ -313,7 +317,7 @@ def test_pairwise_cancels_position_bias_and_is_cached(srv: DemoServer) -> None:
     assert srv.request_count - before == 2 * 2  # two pairs, both orders; the failed case is skipped
     ok = judged[judged["error"] == ""]
     assert ok["score_pairwise"].tolist() == [0.5] * 4  # "A" in both orders: a win and a loss
-    assert ok["pair_judge_output"].str.startswith("You said: Compare You said: ").all()
+    assert ok["pairwise_judge_output"].str.startswith("You said: Compare You said: ").all()
     before = srv.request_count
     again = df.llm.judge_pairs(judge, "pm", "rep")
     assert srv.request_count - before == 0  # the verdicts come from the cache
@@ -374,3 +378,21 @@ def test_no_pairs_gives_no_test_and_pairwise_scores_do_not_decide_passing() -> N
     s = judged.llm.summary()
     assert s["pass_rate"].tolist() == [1.0, 1.0, 0.5]  # b's losses and c's NaN do not fail them
     assert judged.llm.compare("a", "c").loc["pass", "wins"] == 1
+
+
+def test_two_pairwise_judges_keep_their_own_columns() -> None:
+    nbllm.register_provider("cmp-longer3", LongerWins())
+    judge_ep = nbllm.Endpoint(name="pj3", handler="cmp-longer3", price_prompt=1.0, price_completion=2.0)
+    df = frame({"a": one([1, 1]), "b": one([1, 1]), "c": one([1, 1])})
+    df.loc[df["model"] == "a", "output"] = "the longest answer"
+    ab = df.llm.judge_pairs(scorers.pairwise(judge_ep), "a", "b", cache=False)
+    both = ab.llm.judge_pairs(scorers.pairwise(judge_ep, name="vs_c"), "a", "c", cache=False)
+    assert both.attrs["nbllm"]["pairwise"] == ["pairwise", "vs_c"]
+    assert both["score_pairwise"].equals(ab["score_pairwise"])  # the first verdicts are kept
+    assert both.loc[both["model"] == "c", "score_vs_c"].tolist() == [0.0, 0.0]
+    s = both.llm.summary()
+    assert s.loc["a", "pairwise_judge_cost"] == pytest.approx(2 * 0.014)
+    assert s.loc["a", "vs_c_judge_cost"] == pytest.approx(2 * 0.014)
+    assert math.isnan(s.loc["c", "pairwise_judge_cost"]) and s.loc["c", "vs_c_judge_cost"] == pytest.approx(
+        0.028
+    )
