@@ -18,12 +18,12 @@ from ._eval_frame import int_array, text_array
 from ._eval_progress import Stats
 from ._eval_run import Calls, Outcomes, Runner
 from ._exceptions import ConfigError
-from .scorers import Judge, Scorer, as_scorer
+from .scorers import Judge, PairwiseJudge, Scorer, as_scorer
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["JudgePhase", "render", "score_frame", "split_scorers"]
+__all__ = ["JudgePhase", "PairwisePhase", "render", "score_frame", "split_scorers"]
 
 _FIELD = re.compile(r"\{\{|\}\}|\{(\w+)\}")
 
@@ -62,7 +62,14 @@ def split_scorers(items: Sequence[Any] | Mapping[str, Any] | Any) -> tuple[list[
     from .scorers import scorer as wrap
 
     if isinstance(items, Mapping):
-        made = [wrap(v, name=k) if not isinstance(v, (Scorer, Judge)) else v for k, v in items.items()]
+        made = [
+            v
+            if isinstance(v, (Scorer, Judge))
+            else as_scorer(v)
+            if isinstance(v, PairwiseJudge)
+            else wrap(v, name=k)
+            for k, v in items.items()
+        ]
     elif isinstance(items, (list, tuple)):
         made = [as_scorer(x) for x in items]
     elif items is None:
@@ -199,6 +206,112 @@ class JudgePhase:
         self.df["judge_cost"] = cost
         self.df["judge_output"] = text_array(["\n".join(t) for t in texts])
         self.df["judge_error"] = text_array(["; ".join(e) for e in errors])
+
+
+_WIN = {"A": 1.0, "B": 0.0, "TIE": 0.5}
+
+
+class PairwisePhase:
+    """The pairwise-judge calls for pairs of rows (``pairs``: (row of a, row of b), same case
+    and repeat): two calls per pair, answers in both orders; ``apply`` writes the columns."""
+
+    def __init__(
+        self,
+        df: pd.DataFrame,
+        judge: PairwiseJudge,
+        pairs: Sequence[tuple[int, int]],
+        expected: str | None,
+        cache: Cache | None,
+        default_concurrency: int,
+    ) -> None:
+        self.df, self.judge, self.pairs = df, judge, list(pairs)
+        endpoint = resolve(judge.model)
+        ok = (df["error"] == "").to_numpy(dtype=bool, na_value=False)
+        exp = _expected_values(df, expected)
+        records = df.to_dict("records")
+        fp = endpoint_fingerprint(endpoint)
+        calls = Calls([], [], [], [], [])
+        self.slots: list[tuple[int, int]] = []  # (pair index, order: 0 = a shown first) per call
+        self.failed: dict[int, str] = {}  # pair index -> why it was not judged
+        for k, (ia, ib) in enumerate(self.pairs):
+            if not (ok[ia] and ok[ib]):
+                self.failed[k] = "not judged: a call of this pair failed"
+                continue
+            rec = records[ia]
+            base = {
+                **{str(c): v for c, v in rec.items()},
+                "criteria": judge.criteria,
+                "expected": "" if exp[ia] is None else exp[ia],
+            }
+            first, second = rec["output"], records[ib]["output"]
+            for order, (oa, ob) in enumerate(((first, second), (second, first))):
+                prompt = render(judge.template, {**base, "output_a": oa, "output_b": ob}, what="judge")
+                calls.ep_idx.append(0)
+                calls.prompt.append(prompt)
+                calls.system.append(None)
+                calls.params.append(judge.params)
+                calls.keys.append(
+                    request_key(fp, prompt, None, judge.params, 0) if cache is not None else None
+                )
+                self.slots.append((k, order))
+        self.calls = calls
+        self.out = Outcomes(len(calls))
+        self.stats = Stats(len(calls), label="judge")
+        self.runner = Runner(
+            [endpoint],
+            calls,
+            self.out,
+            self.stats,
+            concurrency=[judge.concurrency or default_concurrency],
+            rpm=[None],
+            cache=cache,
+        )
+
+    def apply(self) -> None:
+        """``score_<name>``: for a's row, a's result against b (win 1, tie 1/2, loss 0; the
+        mean of both orders), for b's row its complement; the A-first call's usage and reply
+        go to a's row, the B-first call's to b's row (``<name>_judge_*``)."""
+        import numpy as np
+
+        n, out = len(self.df), self.out
+        score = np.full(n, np.nan)
+        pt: list[int | None] = [None] * n
+        ct: list[int | None] = [None] * n
+        cost = np.full(n, np.nan)
+        texts = [""] * n
+        errors = [""] * n
+        verdicts: dict[int, list[float | None]] = {}
+        for k, msg in self.failed.items():
+            for i in self.pairs[k]:
+                errors[i] = msg
+        for c, (k, order) in enumerate(self.slots):
+            i = self.pairs[k][order]
+            if out.error[c]:
+                errors[i] = out.error[c]
+                verdicts.setdefault(k, [None, None])[order] = None
+                continue
+            texts[i] = out.output[c]
+            pt[i], ct[i] = out.prompt_tokens[c], out.completion_tokens[c]
+            cost[i] = out.cost[c]
+            verdict = self.judge.parse(out.output[c])
+            if verdict is None:
+                errors[i] = "no 'VERDICT: A', 'VERDICT: B' or 'VERDICT: TIE' in the judge's reply"
+                value = None
+            else:
+                value = _WIN[verdict] if order == 0 else 1.0 - _WIN[verdict]
+            verdicts.setdefault(k, [None, None])[order] = value
+        for k, (v0, v1) in verdicts.items():
+            if v0 is not None and v1 is not None:
+                ia, ib = self.pairs[k]
+                score[ia] = (v0 + v1) / 2
+                score[ib] = 1.0 - score[ia]
+        self.df[f"score_{self.judge.name}"] = score
+        prefix = f"{self.judge.name}_judge"
+        self.df[f"{prefix}_prompt_tokens"] = int_array(pt)
+        self.df[f"{prefix}_completion_tokens"] = int_array(ct)
+        self.df[f"{prefix}_cost"] = cost
+        self.df[f"{prefix}_output"] = text_array(texts)
+        self.df[f"{prefix}_error"] = text_array(errors)
 
 
 def _add(a: int | None, b: int | None) -> int | None:

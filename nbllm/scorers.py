@@ -12,7 +12,9 @@ function works too: ``fn(output)``, ``fn(output, expected)`` or ``fn(output, exp
 (``row``: the result row as a dict) returning a number, a bool or None; its name is the
 function's ``__name__`` (or pass ``scorer(fn, name=...)``). Rows whose call failed are not
 scored. ``llm_judge`` asks a registered endpoint to grade each answer; its tokens and cost go to
-``judge_*`` columns, never into the model-under-test's columns.
+``judge_*`` columns, never into the model-under-test's columns. ``pairwise`` asks a judge which
+of two models' answers is better (both orders); it runs on a result frame through
+``df.llm.judge_pairs`` and feeds ``df.llm.compare``.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from ._validate import check_bool, check_int, check_json_value, check_mapping, c
 
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
+    "DEFAULT_PAIRWISE_TEMPLATE",
     "Judge",
+    "PairwiseJudge",
     "Scorer",
     "contains",
     "exact_match",
     "json_valid",
     "llm_judge",
     "numeric_close",
+    "pairwise",
     "regex",
     "scorer",
 ]
@@ -80,6 +85,26 @@ class Judge:
         if not found:
             return math.nan
         return min(1.0, max(0.0, float(found[-1]) / self.scale))
+
+
+_VERDICT_RE = re.compile(r"verdict\W{0,3}\s*(A|B|TIE)\b", re.I)
+
+
+@dataclass(frozen=True)
+class PairwiseJudge:
+    """A pairwise LLM judge: ``model`` says which of two answers is better (see ``pairwise``)."""
+
+    name: str
+    model: str | Endpoint
+    criteria: str
+    template: str
+    params: dict[str, Any] = field(default_factory=dict)
+    concurrency: int | None = None
+
+    def parse(self, reply: str) -> str | None:
+        """The verdict in a judge's reply: the last ``VERDICT: A|B|TIE`` (upper-cased), else None."""
+        found = _VERDICT_RE.findall(reply)
+        return found[-1].upper() if found else None
 
 
 def to_score(value: Any) -> float:
@@ -270,6 +295,52 @@ def llm_judge(
     )
 
 
+DEFAULT_PAIRWISE_TEMPLATE = """You are comparing two answers to the same question.
+Criteria: {criteria}
+Question: {prompt}
+Reference answer: {expected}
+Answer A: {output_a}
+Answer B: {output_b}
+Explain briefly which answer is better, then end with a last line "VERDICT: A", "VERDICT: B" or
+"VERDICT: TIE"."""
+
+
+def pairwise(
+    model: str | Endpoint,
+    criteria: str = "Which answer is more correct, complete and helpful?",
+    *,
+    name: str = "pairwise",
+    template: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    concurrency: int | None = None,
+) -> PairwiseJudge:
+    """A judge that compares two models' answers to the same case (``model``: a registered
+    name or an ``Endpoint``). Use it on a result frame: ``df.llm.judge_pairs(judge, "a", "b")``.
+
+    Each pair is judged twice, answers in both orders (A/B, then B/A), to cancel position bias:
+    a win counts 1, a tie 1/2, a loss 0, and the pair's score is the mean of the two orders
+    (so a judge that always says "A" gives 1/2). ``template`` may use ``{prompt}``,
+    ``{expected}``, ``{criteria}``, ``{output_a}``, ``{output_b}`` and the case's columns; the
+    reply must end with ``VERDICT: A``, ``VERDICT: B`` or ``VERDICT: TIE``."""
+    if not isinstance(model, (str, Endpoint)) or not model:
+        raise UsageError(f"must be a registered name or an Endpoint, {got(model)}", field="model")
+    check_str("criteria", criteria)
+    _check_name(name)
+    if template is not None:
+        check_str("template", template)
+    params = check_json_value("params", check_mapping("params", params or {}))
+    if concurrency is not None:
+        concurrency = check_int("concurrency", concurrency, min=1)
+    return PairwiseJudge(
+        name=name,
+        model=model,
+        criteria=criteria,
+        template=template or DEFAULT_PAIRWISE_TEMPLATE,
+        params=dict(params or {}),
+        concurrency=concurrency,
+    )
+
+
 def scorer(fn: Callable[..., Any], *, name: str | None = None) -> Scorer:
     """Wrap ``fn(output[, expected[, row]])`` as a scorer named ``name`` (default: its name)."""
     if not callable(fn):
@@ -309,6 +380,12 @@ def as_scorer(item: Any) -> Scorer | Judge:
     """A Scorer or Judge from a scorer, a built-in (called or not, or its name), or a function."""
     if isinstance(item, (Scorer, Judge)):
         return item
+    if isinstance(item, PairwiseJudge):
+        raise UsageError(
+            "scorers.pairwise compares two models' answers, so it runs on the result frame: "
+            f"df.llm.judge_pairs(judge, 'model_a', 'model_b') (judge {item.name!r})",
+            field="scorers",
+        )
     if isinstance(item, str):
         if item not in _BUILTIN:
             raise UsageError(

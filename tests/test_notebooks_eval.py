@@ -204,3 +204,12 @@ def test_kernel_interrupt_returns_finished_rows_then_resume(tmp_path: Path) -> N
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_two_model_comparison_with_intervals(executed: Any) -> None:
+    intervals = data(cell(executed, "ci = [c for c in summary.columns"), "text/html")
+    assert intervals and "score_contains_ci_low" in intervals[0] and "pass_rate_ci_high" in intervals[0]
+    compared = data(cell(executed, "comparison = results.llm.compare("), "text/html")
+    assert compared and "mcnemar-exact" in compared[0] and "p_value" in compared[0]
+    judged = data(cell(executed, "class PreferReference"), "text/html")
+    assert judged and "score_pairwise" in judged[0] and "wilcoxon" in judged[0]
