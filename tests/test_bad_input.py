@@ -548,6 +548,8 @@ OTHER_ROWS: list[Row] = [
     ("numeric_close-negative", lambda: scorers.numeric_close(-1), UsageError, ("tol", ">= 0")),
     ("numeric_close-nan", lambda: scorers.numeric_close(rel_tol=NAN), UsageError, ("rel_tol", "finite")),
     ("llm_judge-model", lambda: scorers.llm_judge(5), UsageError, ("model", "int")),
+    ("pairwise-model", lambda: scorers.pairwise(5), UsageError, ("model", "int")),
+    ("pairwise-criteria", lambda: scorers.pairwise("j", criteria=5), UsageError, ("criteria", "str")),
     ("llm_judge-scale", lambda: scorers.llm_judge("j", scale=0), UsageError, ("scale", "> 0")),
     ("llm_judge-rubric", lambda: scorers.llm_judge("j", rubric=5), UsageError, ("rubric", "string")),
     (
