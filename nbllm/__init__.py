@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from . import scorers
     from ._demo import DemoServer, demo_server
     from ._eval import aevaluate, evaluate, load_results
+    from ._image_api import agenerate_image, generate_image
+    from ._images import ImageResult
     from ._widget import model_form
 
 __version__ = "0.1.0"
@@ -55,6 +57,7 @@ __all__ = [
     "HTTPStatusError",
     "Handler",
     "HandlerError",
+    "ImageResult",
     "NbllmError",
     "PromptTooLongError",
     "Registry",
@@ -70,10 +73,12 @@ __all__ = [
     "__version__",
     "acomplete",
     "aevaluate",
+    "agenerate_image",
     "astream",
     "complete",
     "demo_server",
     "evaluate",
+    "generate_image",
     "load_ipython_extension",
     "load_results",
     "model_form",
@@ -90,6 +95,9 @@ _LAZY = {
     "evaluate": "._eval",
     "aevaluate": "._eval",
     "load_results": "._eval",
+    "generate_image": "._image_api",
+    "agenerate_image": "._image_api",
+    "ImageResult": "._images",
     "model_form": "._widget",
     "scorers": ".scorers",  # a module: nbllm.scorers.exact_match, ...
 }

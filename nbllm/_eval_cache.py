@@ -43,6 +43,7 @@ _NOT_IN_KEY = frozenset(
         "retries",
         "price_prompt",
         "price_completion",
+        "price_image",
         "max_seq_len",
         "tokenizer",
         "stream",

@@ -128,7 +128,7 @@ def _add_endpoint_options(p: argparse.ArgumentParser, *, edit: bool) -> None:
     o = p.add_argument
     o("--url", metavar="URL", help="base URL (completed with /chat/completions or /completions) or full URL")
     o("--model", metavar="M", help=f"model name sent in the body (default: the endpoint's name){unset}")
-    o("--type", choices=("chat", "completion"), help="API type (default: inferred from the URL)")
+    o("--type", choices=("chat", "completion", "image"), help="API type (default: inferred from the URL)")
     key = p.add_mutually_exclusive_group()
     key.add_argument(
         "--key-env",

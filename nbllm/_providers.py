@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+# text methods, then image generation (called by nbllm.generate_image, see _image_api)
+_METHODS = ("completion", "streaming", "acompletion", "astreaming", "image_generation", "aimage_generation")
 _PROVIDERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -66,10 +68,8 @@ def register_provider(name: str, handler: Any) -> None:
         raise HandlerError(f"provider name {name!r} must be non-empty, without '/' or ':'")
     if isinstance(handler, type):
         handler = handler()
-    if not any(implements(handler, m) for m in ("completion", "streaming", "acompletion", "astreaming")):
-        raise HandlerError(
-            f"{type(handler).__name__} implements none of completion/streaming/acompletion/astreaming"
-        )
+    if not any(implements(handler, m) for m in _METHODS):
+        raise HandlerError(f"{type(handler).__name__} implements none of {'/'.join(_METHODS)}")
     with _LOCK:
         _PROVIDERS[name] = handler
 
