@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import struct
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -53,6 +54,17 @@ class GeneratedImage(NamedTuple):
     mime: str
     revised_prompt: str | None = None
     url: str | None = None
+
+    @property
+    def dimensions(self) -> tuple[int, int] | None:
+        """(width, height) read from a PNG or GIF header; None for other formats."""
+        if self.mime == "image/png" and len(self.data) >= 24:
+            w, h = struct.unpack(">II", self.data[16:24])
+            return int(w), int(h)
+        if self.mime == "image/gif" and len(self.data) >= 10:
+            w, h = struct.unpack("<HH", self.data[6:10])
+            return int(w), int(h)
+        return None
 
     @property
     def sha256(self) -> str:
@@ -175,7 +187,7 @@ def strip_b64(doc: Any, values: frozenset[str] | None = None) -> Any:
         return {k: strip_b64(v, values) for k, v in doc.items()}
     if isinstance(doc, list):
         return [strip_b64(v, values) for v in doc]
-    if isinstance(doc, str) and len(doc) > 256 and (values is None or doc in values):
+    if isinstance(doc, str) and (doc in values if values is not None else len(doc) > 256):
         return f"<{len(doc):,} base64 characters>"
     return doc
 
@@ -238,7 +250,7 @@ class ImageResult(Result):
         size: str | None = None,
         **kw: Any,
     ) -> None:
-        text = "\n".join(i.revised_prompt for i in images if i.revised_prompt)
+        text = "\n".join(dict.fromkeys(i.revised_prompt for i in images if i.revised_prompt))  # each once
         super().__init__(text, endpoint, model, **kw)
         self.images = images
         self.prompt = prompt
