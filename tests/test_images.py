@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import os
 import struct
 import sys
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -407,3 +410,33 @@ def test_llm_cell_in_a_terminal_prints_a_summary_and_errors_carry_the_message(
     res = ip.run_cell("%%llm -m demo-image\na fox [[policy]]")
     assert isinstance(res.error_in_exec, nbllm.HTTPStatusError)
     assert "safety system" in str(res.error_in_exec)
+
+
+# ---- evaluate ----------------------------------------------------------------------------------
+
+
+def test_evaluate_gives_a_row_per_image_with_files_not_bytes(demo: nbllm.DemoServer, tmp_path: Path) -> None:
+    reg = nbllm.registry()
+    reg.add(nbllm.Endpoint(name="img", url=demo.url + "/images/generations", price_image=0.02))
+    reg.add(nbllm.Endpoint(name="txt", url=demo.url))
+    cases = [{"q": "a fox"}, {"q": "a cat [[policy]]"}]
+    cache = tmp_path / "cache.sqlite3"
+    df = nbllm.evaluate(cases, ["img", "txt"], prompt="{q}", params={"n": 2}, cache=cache, progress=False)
+    img = df[df["model"] == "img"].reset_index(drop=True)
+    assert len(img) == 3  # the fox: 2 images; the refused prompt: one row with its error
+    fox = img[img["error"] == ""]
+    assert list(fox["image_mime"]) == ["image/png"] * 2 and list(fox["cost"]) == [0.02, 0.02]
+    assert list(fox["output"]) == ["A 64x64 gradient for: a fox"] * 2
+    for sha, path, i in zip(fox["image_sha256"], fox["image_path"], range(2), strict=True):
+        data = Path(path).read_bytes()
+        assert data == make_png("a fox", 64, 64, i) and hashlib.sha256(data).hexdigest() == sha
+        assert Path(path).parent == Path(os.environ["NBLLM_CONFIG_DIR"]) / "images"
+    refused = img[img["error"] != ""]
+    assert "safety system" in refused["error"].iloc[0] and refused["image_path"].iloc[0] == ""
+    assert all(isinstance(v, str) for v in df["output"])  # no bytes anywhere in the frame
+    assert not any(isinstance(v, bytes) for col in df.columns for v in df[col])
+    txt = df[df["model"] == "txt"]
+    assert len(txt) == 2 and set(txt["image_path"]) == {""}  # text rows: one each, no image
+    again = nbllm.evaluate(cases, ["img", "txt"], prompt="{q}", params={"n": 2}, cache=cache, progress=False)
+    hit = again[(again["model"] == "img") & again["cached"]]
+    assert list(hit["image_path"]) == list(fox["image_path"])  # cached rows keep their images
