@@ -36,6 +36,7 @@ _OPTIONAL_NUMBERS: dict[str, tuple[str, str, type]] = {
     "price_prompt": ("Prompt price", "per 1K prompt tokens, e.g. 0.0005", float),
     "price_completion": ("Completion price", "per 1K completion tokens, e.g. 0.0015", float),
     "max_seq_len": ("Max sequence length", "tokens; longer prompts are refused before sending", int),
+    "price_image": ("Image price", "per generated image (image endpoints), e.g. 0.04", float),
 }
 _PATHS = {
     "response_path": ("Response path", "JSONPath of the answer, default $.choices[0].message.content"),
@@ -103,7 +104,7 @@ class EndpointForm:
         self.name = _text("Save as", "name in the registry (default: the model name)")
         self.type = W.Dropdown(
             description="Type",
-            options=[("chat", "chat"), ("completion", "completion")],
+            options=[("chat", "chat"), ("completion", "completion"), ("image", "image")],
             value="chat",
             style=LABEL_STYLE,
         )

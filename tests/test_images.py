@@ -440,3 +440,18 @@ def test_evaluate_gives_a_row_per_image_with_files_not_bytes(demo: nbllm.DemoSer
     again = nbllm.evaluate(cases, ["img", "txt"], prompt="{q}", params={"n": 2}, cache=cache, progress=False)
     hit = again[(again["model"] == "img") & again["cached"]]
     assert list(hit["image_path"]) == list(fox["image_path"])  # cached rows keep their images
+
+
+def test_the_form_registers_an_image_endpoint_from_its_url() -> None:
+    f = nbllm.model_form()
+    url = "http://127.0.0.1:9/v1/images/generations"
+    try:
+        f.form.url.value = url
+        assert f.form.type.value == "image"  # inferred from the URL, as chat/completion are
+        f.form.model.value = "dall-e-3"
+        f.form.inputs["price_image"].value = "0.04"
+        f.form.save_button.click()
+        ep = nbllm.registry().get("dall-e-3")
+        assert (ep.type, ep.price_image, ep.request_url) == ("image", 0.04, url)
+    finally:
+        f.close_all()
