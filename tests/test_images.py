@@ -455,3 +455,9 @@ def test_the_form_registers_an_image_endpoint_from_its_url() -> None:
         assert (ep.type, ep.price_image, ep.request_url) == ("image", 0.04, url)
     finally:
         f.close_all()
+
+
+def test_llm_model_add_type_image_completes_a_base_url(ip: InteractiveShell) -> None:
+    assert ip.run_cell("%llm_model add pics --url http://127.0.0.1:9/v1 --type image").success
+    ep = nbllm.registry().get("pics")
+    assert (ep.type, ep.request_url) == ("image", "http://127.0.0.1:9/v1/images/generations")
