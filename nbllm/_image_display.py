@@ -28,15 +28,23 @@ _SHOWN = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
 
 
 def is_image_endpoint(name: str) -> bool:
-    """Whether ``name`` is a registered image endpoint (anything else: False, the text path
-    reports unknown names)."""
+    """Whether ``name`` is a registered image endpoint, or ``"provider/model"`` of a handler that
+    only generates images (anything else: False; the text path reports unknown names)."""
     from . import registry
+    from ._providers import implements, providers
 
     try:
         reg = registry()
-        return name in reg and reg.get(name).type == "image"
+        if name in reg:
+            return reg.get(name).type == "image"
     except NbllmError:
         return False
+    handler = providers().get(name.partition("/")[0]) if "/" in name else None
+    if handler is None:
+        return False
+    text = ("completion", "streaming", "acompletion", "astreaming")
+    images = ("image_generation", "aimage_generation")
+    return any(implements(handler, m) for m in images) and not any(implements(handler, m) for m in text)
 
 
 def _prompt_text(prompt: str | Sequence[Mapping[str, Any]]) -> str:

@@ -461,3 +461,27 @@ def test_llm_model_add_type_image_completes_a_base_url(ip: InteractiveShell) -> 
     assert ip.run_cell("%llm_model add pics --url http://127.0.0.1:9/v1 --type image").success
     ep = nbllm.registry().get("pics")
     assert (ep.type, ep.request_url) == ("image", "http://127.0.0.1:9/v1/images/generations")
+
+
+def test_server_errors_are_retried_like_text_calls() -> None:
+    replies = [httpx.Response(503, json={"error": {"message": "busy"}}, headers={"retry-after": "0"})]
+    hosts = Hosts({"POST img.example/v1/images/generations": None})
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        hosts.seen.append(request)
+        return replies.pop() if replies else httpx.Response(200, json={"data": [{"b64_json": B64}]})
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        r = nbllm.generate_image(image_ep(retries=2), "a fox", client=client)
+    assert r.data == PNG and r.retries == 1 and len(hosts.seen) == 2
+
+
+def test_llm_cell_on_an_image_only_handler_provider(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nbllm.register_provider("img-cell", AsyncImages())
+    ip.magics_manager.registry["LLMMagics"].output = "text"
+    res = ip.run_cell("%%llm -m img-cell/painter -o pic\na fox")
+    assert res.success, res.error_in_exec
+    assert ip.user_ns["pic"].data == PNG
+    assert "revised prompt: painter: a fox" in capsys.readouterr().out
