@@ -485,3 +485,38 @@ def test_llm_cell_on_an_image_only_handler_provider(
     assert res.success, res.error_in_exec
     assert ip.user_ns["pic"].data == PNG
     assert "revised prompt: painter: a fox" in capsys.readouterr().out
+
+
+def test_a_gzip_answer_over_a_real_socket_is_inflated_within_the_cap() -> None:
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    body = gzip.compress(json.dumps({"data": [{"b64_json": B64}], "pad": "x" * 4000}).encode())
+
+    class Gzipped(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Gzipped)
+    thread = threading.Thread(target=lambda: [server.handle_request() for _ in range(2)], daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1/images/generations"
+        r = nbllm.generate_image(nbllm.Endpoint(name="gz", url=url, retries=0), "a fox")
+        assert r.data == PNG and r.raw["pad"] == "x" * 4000
+        # decompressed, the answer is over a 2 KiB cap though its gzip is not: refused
+        with pytest.raises(nbllm.StreamError, match="max_body_bytes"):
+            nbllm.generate_image(nbllm.Endpoint(name="gz", url=url, retries=0, max_body_bytes=2048), "a fox")
+    finally:
+        thread.join(5)
+        server.server_close()
