@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import NbllmError
@@ -19,10 +19,11 @@ from ._format import money, plural
 from ._magic_hints import for_magic
 
 if TYPE_CHECKING:
+    from ._endpoint import Endpoint
     from ._images import ImageResult
     from ._magic_run import Call, Outcome, View
 
-__all__ = ["image_footer", "is_image_endpoint", "run_image"]
+__all__ = ["check_image", "image_footer", "is_image_endpoint", "run_image"]
 
 _SHOWN = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
 
@@ -125,3 +126,23 @@ def run_image(call: Call, view: View) -> Outcome:
         show_footer(image_footer(call.name, None, "interrupted"), rich=view.rich)
     out.updates = 0
     return out
+
+
+def check_image(name: str, ep: Endpoint, diagnose: Callable[[NbllmError], str]) -> bool:
+    """``%llm_model test`` for an image endpoint: generate one image, print a ✓/✗ line."""
+    from . import generate_image
+
+    try:
+        r = generate_image(name, "A small test picture.", n=1)
+    except NbllmError as exc:
+        print(f"  ✗ image       {diagnose(exc)}")
+        return False
+    img = r.images[0]
+    dims = f"{img.dimensions[0]}x{img.dimensions[1]} " if img.dimensions else ""
+    status = f"HTTP {r.status_code} · " if r.status_code else ""
+    source = "url" if img.url else "b64_json"
+    print(
+        f"  ✓ image       {status}{duration(r.latency_s)} · {plural(len(r.images), 'image')} · "
+        f"{dims}{img.mime}, {len(img.data):,} bytes ({source})"
+    )
+    return True

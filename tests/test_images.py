@@ -520,3 +520,17 @@ def test_a_gzip_answer_over_a_real_socket_is_inflated_within_the_cap() -> None:
     finally:
         thread.join(5)
         server.server_close()
+
+
+def test_llm_model_test_generates_one_image(
+    ip: InteractiveShell, demo: nbllm.DemoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nbllm.registry().add(nbllm.Endpoint(name="demo-image", url=demo.url + "/images/generations"))
+    assert ip.run_cell("%llm_model test demo-image").success
+    out = capsys.readouterr().out
+    assert "✓ image       HTTP 200 · " in out and "1 image · 64x64 image/png" in out and "(b64_json)" in out
+    assert "streaming" not in out and out.rstrip().endswith("OK")
+    nbllm.registry().add(nbllm.Endpoint(name="down", url="http://127.0.0.1:9/v1", type="image", retries=0))
+    res = ip.run_cell("%llm_model test down")
+    assert isinstance(res.error_in_exec, nbllm.NbllmError)
+    assert "✗ image       ConnectError: cannot connect" in capsys.readouterr().out
