@@ -534,3 +534,14 @@ def test_llm_model_test_generates_one_image(
     res = ip.run_cell("%llm_model test down")
     assert isinstance(res.error_in_exec, nbllm.NbllmError)
     assert "✗ image       ConnectError: cannot connect" in capsys.readouterr().out
+
+
+def test_evaluate_preflight_prices_image_endpoints_per_image(
+    demo: nbllm.DemoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nbllm.registry().add(nbllm.Endpoint(name="img", url=demo.url + "/images/generations", price_image=0.5))
+    cases = [{"q": "a"}, {"q": "b"}, {"q": "c"}]
+    df = nbllm.evaluate(cases, "img", prompt="{q}", params={"n": 2}, cache=False, progress=True)
+    out = capsys.readouterr().out
+    assert "est. cost ≤ $3.00 (img ≤ $3.00)" in out  # 3 calls x 2 images x $0.50
+    assert len(df) == 6 and df["cost"].sum() == pytest.approx(3.0)
