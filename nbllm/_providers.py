@@ -60,6 +60,14 @@ class Handler:
     def astreaming(self, messages: list[dict[str, Any]], **params: Any) -> AsyncIterator[Any]:
         raise NotImplementedError
 
+    def image_generation(self, prompt: str, **params: Any) -> Any:
+        """For ``nbllm.generate_image``: PNG bytes, an image URL, a list of those, or
+        ``{"data": [{"b64_json": ...}]}`` / a LiteLLM ``ImageResponse`` (see docs/images.md)."""
+        raise NotImplementedError
+
+    async def aimage_generation(self, prompt: str, **params: Any) -> Any:
+        raise NotImplementedError
+
 
 def register_provider(name: str, handler: Any) -> None:
     """Make ``"name/any-model"`` callable through ``handler`` (an instance or a class)."""
