@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from ._demo import DemoServer, demo_server
     from ._discovery import list_models
     from ._eval import aevaluate, evaluate, load_results
+    from ._image_api import agenerate_image, generate_image
+    from ._images import ImageResult
     from ._widget import model_form
 
 __version__ = "0.1.0"
@@ -56,6 +58,7 @@ __all__ = [
     "HTTPStatusError",
     "Handler",
     "HandlerError",
+    "ImageResult",
     "NbllmError",
     "PromptTooLongError",
     "Registry",
@@ -71,10 +74,12 @@ __all__ = [
     "__version__",
     "acomplete",
     "aevaluate",
+    "agenerate_image",
     "astream",
     "complete",
     "demo_server",
     "evaluate",
+    "generate_image",
     "list_models",
     "load_ipython_extension",
     "load_results",
@@ -93,6 +98,9 @@ _LAZY = {
     "aevaluate": "._eval",
     "load_results": "._eval",
     "list_models": "._discovery",
+    "generate_image": "._image_api",
+    "agenerate_image": "._image_api",
+    "ImageResult": "._images",
     "model_form": "._widget",
     "scorers": ".scorers",  # a module: nbllm.scorers.exact_match, ...
 }

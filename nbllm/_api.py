@@ -74,6 +74,12 @@ def _prepare(
         params = check_json_value("params", check_mapping("params", params))
     kwargs = {name: check_json_value(name, value) for name, value in kwargs.items()}
     ep = resolve(model)
+    if ep.type == "image" and not ep.handler:
+        raise UsageError(
+            f"endpoint {ep.name!r} generates images, not text",
+            field="model",
+            hint="call nbllm.generate_image(...) for it (in a notebook: %%llm -m NAME shows the image)",
+        )
     merged = {**(params or {}), **kwargs}
     messages = normalize_messages(prompt, system)
     check_length(ep, messages, merged)

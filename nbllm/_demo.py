@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from nbllm._demo_images import ImageRefused, image_answer
 from nbllm._demo_replies import ERROR_EVENT, ROUTES, BadRequest, Plan, Reply, dumps, error_body
 from nbllm._exceptions import UsageError
 from nbllm._validate import check_int, check_number, check_str
@@ -135,6 +136,7 @@ class DemoServer:
         self._error: BaseException | None = None
         self._conns: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._images: dict[str, bytes] = {}  # PNGs served for response_format=url (the last 64)
 
     # ---- public surface ---------------------------------------------------------------------
 
@@ -381,6 +383,8 @@ class DemoServer:
                 {"id": m, "object": "model", "created": 0, "owned_by": "nbllm-demo"} for m in self._models
             ]
             return await self._send(writer, 200, {"object": "list", "data": models}, keep)
+        if req.path == "/v1/images/generations" or req.path.startswith("/v1/images/files/"):
+            return await self._image_route(req, body, writer, keep)
         route = ROUTES.get(req.path) if req.method == "POST" else None
         if route is None:
             return await self._error_reply(writer, 404, f"Unknown route: {req.method} {req.path}", keep)
@@ -394,6 +398,34 @@ class DemoServer:
         if len(self._models) < 1000:
             self._models[reply.model] = None
         return await self._answer(reply, reader, writer, keep, req.version == "HTTP/1.1")
+
+    async def _image_route(self, req: _Request, body: Any, writer: asyncio.StreamWriter, keep: bool) -> bool:
+        """Image generation (see ``_demo_images``) and the PNGs it serves for ``url`` answers."""
+        if req.method == "GET" and req.path.startswith("/v1/images/files/"):
+            png = self._images.get(req.path.rsplit("/", 1)[1])
+            if png is None:
+                return await self._error_reply(writer, 404, f"Unknown image: {req.path}", keep)
+            writer.write(self._head(200, "image/png", len(png), keep) + png)
+            await writer.drain()
+            return keep
+        if req.method != "POST" or req.path != "/v1/images/generations":
+            return await self._error_reply(writer, 404, f"Unknown route: {req.method} {req.path}", keep)
+        if not isinstance(body, dict):
+            detail = f": {body}" if isinstance(body, Exception) else ": expected a JSON object"
+            return await self._error_reply(writer, 400, f"Invalid JSON body{detail}", keep)
+        try:
+            answer = image_answer(body, self.base_url, self.request_count)
+        except ImageRefused as exc:
+            err = error_body(exc.message, "invalid_request_error", exc.code, exc.param)
+            return await self._send(writer, 400, err, keep)
+        for name, png in answer.files.items():
+            self._images[name] = png
+            while len(self._images) > 64:
+                del self._images[next(iter(self._images))]
+        model = body.get("model")
+        if isinstance(model, str) and len(self._models) < 1000:
+            self._models[model] = None
+        return await self._send(writer, 200, answer.body, keep)
 
     def _fault(self, plan: Plan) -> str | None:
         if plan.once:

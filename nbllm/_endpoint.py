@@ -105,6 +105,16 @@ _DEFAULT_PATHS: dict[str, dict[str, str]] = {
     },
 }
 _PATH_FIELDS = tuple(_DEFAULT_PATHS["openai-chat"])
+# Image endpoints (type "image", OpenAI's /images/generations): where the images are in the answer.
+# Each path may match several values (one per image); URLs are fetched (see nbllm/_image_api.py).
+_DEFAULT_PATHS["openai-image"] = {
+    "image_b64_path": "$.data[*].b64_json",
+    "image_url_path": "$.data[*].url",
+    "revised_prompt_path": "$.data[*].revised_prompt",
+}
+_IMAGE_PATH_FIELDS = tuple(_DEFAULT_PATHS["openai-image"])
+_IMAGE_SUFFIX = "/images/generations"
+TYPES = ("chat", "completion", "image")
 
 # Default parameter locations by dialect (an endpoint's param_map overrides them entry by entry).
 # Ollama's native API reads sampling options from "options" and ignores them at the top level.
@@ -260,7 +270,7 @@ class Endpoint:
     name: str
     url: str = ""
     model: str | None = None
-    type: Literal["chat", "completion"] | None = None
+    type: Literal["chat", "completion", "image"] | None = None
     api_key_env: str | None = None
     api_key: Secret | str | None = field(default=None, repr=False)  # a str is wrapped in Secret
     auth_header: str = "Authorization"
@@ -303,6 +313,12 @@ class Endpoint:
     retries: int = 2
     params: dict[str, Any] = field(default_factory=dict)
     handler: str | None = None
+    # image endpoints (type "image"): JSONPaths of the images in the answer (defaults: OpenAI's
+    # $.data[*].b64_json / .url / .revised_prompt) and the price per generated image
+    image_b64_path: str | None = None
+    image_url_path: str | None = None
+    revised_prompt_path: str | None = None
+    price_image: float | None = None
     # derived once in __post_init__ (the object is frozen): read on every call, so not recomputed
     _dialect: str = field(default="", init=False, repr=False, compare=False)
     _request_url: str = field(default="", init=False, repr=False, compare=False)
@@ -361,8 +377,10 @@ class Endpoint:
             s("type", "chat")
         if self.type is None:
             s("type", _infer_type(path))
-        if self.type not in ("chat", "completion"):
-            raise _err("type", f"{self.type!r} must be 'chat' or 'completion'")
+        if self.type not in TYPES:
+            raise _err(
+                "type", f"{self.type!r} must be 'chat' or 'completion' (text) or 'image' (image generation)"
+            )
         if self.stream not in STREAM_MODES:
             raise _err("stream", f"{self.stream!r} must be one of {', '.join(STREAM_MODES)}")
         params_as_text = isinstance(self.params, str)  # JSON text: checked once parsed, below
@@ -407,7 +425,7 @@ class Endpoint:
                 )
             if not names & {"prompt", "messages", "turns"}:
                 raise _err("body_template", "must contain {prompt}, {messages} or {turns} somewhere")
-        for fld in _PATH_FIELDS:
+        for fld in (*_PATH_FIELDS, *_IMAGE_PATH_FIELDS):
             value = getattr(self, fld)
             if value is not None:
                 compile_path(value, field=fld)
@@ -418,6 +436,11 @@ class Endpoint:
             value = getattr(self, fld)
             if value is not None:
                 s(fld, check_number(fld, value, min=0, unit="per 1K tokens", error=ConfigError))
+        if self.price_image is not None:
+            s(
+                "price_image",
+                check_number("price_image", self.price_image, min=0, unit="per image", error=ConfigError),
+            )
         s("timeout", check_number("timeout", self.timeout, above=0, unit="seconds", error=ConfigError))
         self._check_limits()
         if self.max_seq_len is not None:
@@ -484,7 +507,7 @@ class Endpoint:
         (``timeout: must be a number > 0 (seconds), got str '5'``), never a deep TypeError."""
         check_str("name", self.name, empty=True, error=ConfigError)
         check_str("url", self.url, empty=True, error=ConfigError)
-        for fld in ("model", "api_key_env", "tokenizer", "handler", *_PATH_FIELDS):
+        for fld in ("model", "api_key_env", "tokenizer", "handler", *_PATH_FIELDS, *_IMAGE_PATH_FIELDS):
             value = getattr(self, fld)
             if value is not None:
                 check_str(fld, value, empty=fld == "api_key_env", error=ConfigError)
@@ -563,7 +586,7 @@ class Endpoint:
 
     @property
     def dialect(self) -> str:
-        """``openai-chat``, ``openai-completion``, ``ollama-chat`` or ``ollama-completion``."""
+        """``openai-chat``, ``openai-completion``, ``openai-image``, ``ollama-chat`` or ``ollama-completion``."""
         return self._dialect
 
     @property
@@ -573,12 +596,15 @@ class Endpoint:
 
     def _derive(self) -> None:
         path = _url_parts(self.url)[1] if self.url else ""
-        family = "ollama" if path.endswith(("/api/chat", "/api/generate")) else "openai"
+        family = (
+            "ollama" if path.endswith(("/api/chat", "/api/generate")) and self.type != "image" else "openai"
+        )
         self._set("_dialect", f"{family}-{self.type}")
         append = self.append_path
         if append is None:
             append = not (
                 path.endswith("/completions")
+                or path.endswith(_IMAGE_SUFFIX)
                 or path.endswith(_CUSTOM_SUFFIXES)
                 or ":" in path.rsplit("/", 1)[-1]  # a custom method (Gemini's :streamGenerateContent)
                 or self.body_template is not None
@@ -586,7 +612,7 @@ class Endpoint:
         if not self.url or not append:
             self._set("_request_url", self.url)
             return
-        suffix = "/chat/completions" if self.type == "chat" else "/completions"
+        suffix = {"chat": "/chat/completions", "image": _IMAGE_SUFFIX}.get(self.type or "", "/completions")
         parts = urlsplit(self.url)
         self._set("_request_url", urlunsplit((parts.scheme, parts.netloc, path + suffix, parts.query, "")))
 
@@ -707,7 +733,9 @@ class Endpoint:
         )
 
 
-def _infer_type(path: str) -> Literal["chat", "completion"]:
+def _infer_type(path: str) -> Literal["chat", "completion", "image"]:
+    if path.endswith(_IMAGE_SUFFIX):
+        return "image"
     if path.endswith("/chat/completions") or path.endswith("/api/chat"):
         return "chat"
     if path.endswith(("/completions", "/api/generate", "/completion", "/generate", "/generate_stream")):

@@ -29,6 +29,7 @@ from ._eval_plan import Plan, check_cache, check_column, load_cases, make_plan, 
 from ._eval_progress import Stats, announce, make_progress
 from ._eval_run import Outcomes, Runner, run_blocking
 from ._eval_score import JudgePhase, score_frame, split_scorers
+from ._image_eval import explode_images
 from ._validate import check_bool, check_int
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ def _frame(plan: Plan, out: Outcomes, stats: Stats) -> pd.DataFrame:
     )
     cols.update(out.columns())
     df = build_frame(plan.cases, plan.case_idx, cols)
+    if out.images:  # image endpoints: a row per image, the bytes in files (see _image_eval)
+        df = explode_images(df, out.images)
     df.attrs["nbllm"] = {
         "expected": plan.expected,
         "stopped": stats.stopped,

@@ -367,6 +367,17 @@ def _estimate(plan: Plan, out: Outcomes) -> str:
     prompts can be priced, and the line says so (a lower bound)."""
     parts, total, unbounded = [], 0.0, []
     for m, ep in enumerate(plan.endpoints):
+        if ep.type == "image":  # priced per image: n images a call (1 unless the params say more)
+            if ep.price_image is not None:
+                ns = [
+                    {**ep.params, **p}.get("n")
+                    for e, p, d in zip(plan.calls.ep_idx, plan.calls.params, out.done, strict=True)
+                    if e == m and not d
+                ]
+                cost = ep.price_image * sum(n if isinstance(n, int) and n > 0 else 1 for n in ns)
+                total += cost
+                parts.append(f"{ep.name} ≤ {fmt_cost(cost)}")
+            continue
         if ep.price_prompt is None and ep.price_completion is None:
             continue
         cost, bounded = 0.0, True

@@ -30,6 +30,7 @@ from ._api import astream
 from ._client import ssl_context
 from ._endpoint import Endpoint
 from ._exceptions import NbllmError
+from ._image_eval import generate_row
 from ._loop import background_loop, in_background_thread
 from ._redact import redact
 from ._result import Result
@@ -78,6 +79,7 @@ class Outcomes:
         self.finish = [""] * n
         self.retries: list[int | None] = [0] * n
         self.cached = [False] * n
+        self.images: dict[int, list[dict[str, str]]] = {}  # row -> its saved images (image endpoints)
 
     def ok(self, i: int, r: Result, *, cached: bool = False) -> None:
         self.done[i] = True
@@ -114,6 +116,7 @@ class Outcomes:
             "cost": _json_num(self.cost[i]),
             "finish_reason": self.finish[i],
             "retries": self.retries[i],
+            **({"images": self.images[i]} if i in self.images else {}),
         }
 
     def load_cached(self, i: int, v: Mapping[str, Any]) -> None:
@@ -128,6 +131,8 @@ class Outcomes:
         self.cost[i] = _num(v.get("cost"))
         self.finish[i] = v.get("finish_reason") or ""
         self.retries[i] = v.get("retries") or 0
+        if v.get("images"):
+            self.images[i] = list(v["images"])
 
     def columns(self) -> dict[str, Any]:
         """Result columns with their dtypes (see ``_eval_frame.RESULT_COLUMNS``)."""
@@ -310,9 +315,13 @@ class Runner:
         c, out, stats = self.calls, self.out, self.stats
         ep = self.endpoints[c.ep_idx[i]]
         s = None
+        r: Result
         try:
-            s = astream(ep, c.prompt[i], system=c.system[i], params=c.params[i], client=client)
-            r = await s.until_done()
+            if ep.type == "image":  # one row per image in the frame (see _image_eval)
+                r, out.images[i] = await generate_row(ep, c.prompt[i], c.params[i], client)
+            else:
+                s = astream(ep, c.prompt[i], system=c.system[i], params=c.params[i], client=client)
+                r = await s.until_done()
         except asyncio.CancelledError:
             out.fail(i, "interrupted", s.result if s is not None else None)
             stats.errors += 1

@@ -29,6 +29,7 @@ from ._display import (
     show_footer,
     update,
 )
+from ._image_display import is_image_endpoint, run_image
 from ._loop import background_loop
 from ._magic_hints import for_magic
 
@@ -82,6 +83,8 @@ class Outcome:
 
 def run_one(call: Call, view: View) -> Outcome:
     """Stream (or fetch) one answer into a single growing output, then its footer."""
+    if is_image_endpoint(call.name):  # images: shown whole, with their own footer
+        return run_image(call, view)
     live = Live(rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate)
     out = Outcome(call.name)
     s: Stream | None = None

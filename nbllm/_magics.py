@@ -34,6 +34,7 @@ from ._display import duration, show, table_bundle
 from ._endpoint import masked_headers
 from ._fields import FIELDS
 from ._format import plural
+from ._image_display import check_image
 from ._interpolate import interpolate, split_json_object, split_line
 from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
 from ._magic_hints import for_magic
@@ -295,8 +296,11 @@ class LLMMagics(Magics):
         notes: list[str] = []
         if ep is not None and ep.api_key_env and not os.environ.get(ep.api_key_env):
             notes.append(f"the key variable {ep.api_key_env} is not set in this kernel's environment")
-        ok_plain = self._test_whole(name, ep, notes)
-        ok_stream = self._test_stream(name, ep, notes, plain_ok=ok_plain)
+        if ep is not None and ep.type == "image":  # one image instead of a text answer + stream
+            ok_plain = ok_stream = check_image(name, ep, lambda exc: self._diagnose(exc, ep, notes))
+        else:
+            ok_plain = self._test_whole(name, ep, notes)
+            ok_stream = self._test_stream(name, ep, notes, plain_ok=ok_plain)
         for note in dict.fromkeys(notes):  # each once
             print(f"  diagnosis: {note}")
         if not (ok_plain and ok_stream):

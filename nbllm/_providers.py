@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+# text methods, then image generation (called by nbllm.generate_image, see _image_api)
+_METHODS = ("completion", "streaming", "acompletion", "astreaming", "image_generation", "aimage_generation")
 _PROVIDERS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -58,6 +60,14 @@ class Handler:
     def astreaming(self, messages: list[dict[str, Any]], **params: Any) -> AsyncIterator[Any]:
         raise NotImplementedError
 
+    def image_generation(self, prompt: str, **params: Any) -> Any:
+        """For ``nbllm.generate_image``: PNG bytes, an image URL, a list of those, or
+        ``{"data": [{"b64_json": ...}]}`` / a LiteLLM ``ImageResponse`` (see docs/images.md)."""
+        raise NotImplementedError
+
+    async def aimage_generation(self, prompt: str, **params: Any) -> Any:
+        raise NotImplementedError
+
 
 def register_provider(name: str, handler: Any) -> None:
     """Make ``"name/any-model"`` callable through ``handler`` (an instance or a class)."""
@@ -66,10 +76,8 @@ def register_provider(name: str, handler: Any) -> None:
         raise HandlerError(f"provider name {name!r} must be non-empty, without '/' or ':'")
     if isinstance(handler, type):
         handler = handler()
-    if not any(implements(handler, m) for m in ("completion", "streaming", "acompletion", "astreaming")):
-        raise HandlerError(
-            f"{type(handler).__name__} implements none of completion/streaming/acompletion/astreaming"
-        )
+    if not any(implements(handler, m) for m in _METHODS):
+        raise HandlerError(f"{type(handler).__name__} implements none of {'/'.join(_METHODS)}")
     with _LOCK:
         _PROVIDERS[name] = handler
 

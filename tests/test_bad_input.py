@@ -572,7 +572,31 @@ OTHER_ROWS: list[Row] = [
     ("model_form-registry", lambda: nbllm.model_form(5), UsageError, ("registry", "Registry", "int")),
 ]
 
-ROWS = ENDPOINT_ROWS + CALL_ROWS + EVAL_ROWS + OTHER_ROWS
+# image generation (nbllm/_image_api.py): checked before anything is sent
+IMG = URL + "/images/generations"
+IMAGE_ROWS: list[Row] = [
+    ("image_b64_path-syntax", lambda: ep(image_b64_path="$[["), ConfigError, ("image_b64_path", "JSONPath")),
+    ("image_url_path-type", lambda: ep(image_url_path=5), ConfigError, ("image_url_path", "string")),
+    (
+        "revised_prompt_path-syntax",
+        lambda: ep(revised_prompt_path="$[["),
+        ConfigError,
+        ("revised_prompt_path",),
+    ),
+    ("price_image-negative", lambda: ep(price_image=-1), ConfigError, ("price_image", ">= 0")),
+    ("generate_image-prompt", lambda: nbllm.generate_image(ep(url=IMG), 5), UsageError, ("prompt", "int")),
+    ("generate_image-empty", lambda: nbllm.generate_image(ep(url=IMG), " "), UsageError, ("prompt", "empty")),
+    ("generate_image-n", lambda: nbllm.generate_image(ep(url=IMG), "a", n=0), UsageError, ("n", ">= 1")),
+    ("generate_image-chat", lambda: nbllm.generate_image(ep(), "a"), UsageError, ("chat endpoint", "image")),
+    (
+        "agenerate_image-size",
+        lambda: asyncio.run(nbllm.agenerate_image(ep(url=IMG), "a", size=5)),
+        UsageError,
+        ("size", "int"),
+    ),
+]
+
+ROWS = ENDPOINT_ROWS + CALL_ROWS + EVAL_ROWS + OTHER_ROWS + IMAGE_ROWS
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -20,6 +21,8 @@ import nbformat
 import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
+
+from nbllm._demo_images import make_png
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
@@ -96,6 +99,19 @@ def test_streamed_answer_is_saved_once_as_one_display(quickstart: tuple[Any, str
     assert " · first token " in footer.data["text/plain"] and " · $" in footer.data["text/plain"]
     assert raw.count(json.dumps(text)[1:-1]) == 2  # text/markdown + text/plain of that one output
     assert "display_id" not in raw and "transient" not in raw and "update_display_data" not in raw
+
+
+def test_quickstart_shows_one_generated_image(quickstart: tuple[Any, str, str]) -> None:
+    nb, _, _ = quickstart
+    shown = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})
+    ]
+    assert len(shown) == 1  # exactly one image/png output in the whole notebook
+    prompt = "A lighthouse at dusk, in watercolour"
+    assert base64.b64decode(shown[0].data["image/png"]) == make_png(prompt, 64, 64)
+    lines = texts(code_cell(nb, "%%llm -m demo-image"))
+    assert lines[1] == f"revised prompt: A 64x64 gradient for: {prompt}"
+    assert lines[2].startswith("[demo-image · 64x64 · 1 image · total ")
 
 
 def test_quickstart_outputs(quickstart: tuple[Any, str, str]) -> None:

@@ -29,5 +29,6 @@ def test_readme_examples_run() -> None:
     assert "You said: filter the events" in text
     assert 'You said: JSON braces {"survive": true}' in text
     assert "SHOUT THIS" in text
+    assert "image/png b'\\x89PNG' A 64x64 gradient for: a lighthouse at dusk 0.02" in text
     assert "cannot connect" in text and "hint: is the server running" in text
     assert "score_exact_match" in text and "the capital of France" in text

@@ -656,3 +656,39 @@ def test_nbllm_litellm_error_mid_stream_keeps_partial_text(litellm_proxy: Server
         for _ in s:
             pass
     assert ei.value.partial_text == "echo: Say"
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_nbllm_litellm_image_generation_custom_handler(litellm_proxy: ServerHandle) -> None:
+    """A LiteLLM CustomLLM ``image_generation``/``aimage_generation`` handler behind the real
+    proxy's POST /v1/images/generations, through nbllm.generate_image / agenerate_image."""
+    nbllm = _nbllm()
+    from nbllm._demo_images import make_png
+
+    ep = nbllm.Endpoint(
+        name="real-litellm-image",
+        url=litellm_proxy.base_url,
+        type="image",  # a base URL: /images/generations is appended
+        model="echo-image",
+        api_key=litellm_proxy.master_key,
+        retries=0,
+        timeout=60.0,
+        price_image=0.01,
+    )
+    assert ep.request_url == litellm_proxy.base_url + "/images/generations"
+    r = nbllm.generate_image(ep, "a lighthouse", n=2, num_images=2)
+    # LiteLLM 1.106.2 does not pass `n` on to a CustomLLM image handler (only provider-specific
+    # params such as num_images reach its optional_params); nbllm sends both in the body
+    assert r.status_code == 200 and len(r.images) == 2
+    assert [i.data for i in r.images] == [make_png("a lighthouse", index=i) for i in range(2)]
+    assert [_png_size(i.data) for i in r.images] == [(64, 64)] * 2
+    assert r.text == "echo-image: a lighthouse" and r.cost == pytest.approx(0.02)
+    ar = asyncio.run(nbllm.agenerate_image(ep, "a harbour"))
+    assert ar.data == make_png("a harbour") and ar.images[0].revised_prompt == "echo-image: a harbour"
+    with pytest.raises(nbllm.HTTPStatusError) as ei:
+        nbllm.generate_image(ep, "a lighthouse [[policy]]")
+    assert ei.value.status_code == 400 and "safety system" in str(ei.value)

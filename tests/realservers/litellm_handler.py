@@ -9,6 +9,11 @@
 - ``echo-fail``  non-streaming: raises (HTTP error from the proxy); streaming: sends two chunks
                  and then raises, so the client sees an error *after* the 200.
 
+- ``echo-image``  image generation (``image_generation`` / ``aimage_generation``): ``n`` small PNGs
+                 (a gradient from a hash of the prompt, made with zlib + struct, the same bytes as
+                 nbllm's demo server makes), revised prompt ``"echo-image: <prompt>"``; a prompt
+                 holding ``[[policy]]`` is refused with a 400 content-policy error.
+
 ``max_tokens`` caps the answer in words (finish_reason "length"). Usage counts words. This file
 must import only what the proxy's venv has (litellm and the standard library).
 """
@@ -16,7 +21,11 @@ must import only what the proxy's venv has (litellm and the standard library).
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import struct
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -97,7 +106,60 @@ def _chunks(words: list[str], finish: str, usage: dict) -> list[dict]:
     return out
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def make_png(prompt: str, width: int = 64, height: int = 64, index: int = 0) -> bytes:
+    """The same deterministic gradient PNG as nbllm/_demo_images.py (that module is not in this venv)."""
+    digest = hashlib.sha256(f"{index}:{prompt}".encode()).digest()
+    a, b = digest[0:3], digest[3:6]
+    rows = bytearray()
+    span = max(width + height - 2, 1)
+    for y in range(height):
+        rows.append(0)
+        for x in range(width):
+            t = (x + y) / span
+            rows += bytes(int(a[c] + (b[c] - a[c]) * t) for c in range(3))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _images(prompt: str, model_response: Any, optional_params: dict) -> Any:
+    from litellm.types.utils import ImageObject
+
+    if "[[policy]]" in prompt:
+        raise CustomLLMError(
+            status_code=400,
+            message="content_policy_violation: Your request was rejected as a result of our safety system",
+        )
+    # LiteLLM 1.106.2 drops the OpenAI image params (n, size, ...) for a custom provider before
+    # calling the handler; provider-specific ones (num_images) pass through
+    n = (optional_params or {}).get("n") or (optional_params or {}).get("num_images") or 1
+    model_response.data = [
+        ImageObject(
+            b64_json=base64.b64encode(make_png(prompt, index=i)).decode(),
+            revised_prompt=f"echo-image: {prompt}",
+        )
+        for i in range(int(n))
+    ]
+    return model_response
+
+
 class EchoLLM(CustomLLM):
+    def image_generation(self, model: str, prompt: str, *args: Any, **kwargs: Any) -> Any:
+        return _images(prompt, kwargs["model_response"], kwargs.get("optional_params") or {})
+
+    async def aimage_generation(self, model: str, prompt: str, *args: Any, **kwargs: Any) -> Any:
+        return _images(prompt, kwargs["model_response"], kwargs.get("optional_params") or {})
+
     def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
         variant = _variant(model)
         if variant == "echo-fail":

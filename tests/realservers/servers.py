@@ -63,6 +63,7 @@ LITELLM_MODELS = {
     "echo": "CustomLLM handler: 'echo: <last user message>', one word per streamed chunk",
     "echo-slow": "the same, 0.2 s before each chunk",
     "echo-fail": "CustomLLM handler that raises (streaming: after two chunks)",
+    "echo-image": "CustomLLM image_generation: n deterministic 64x64 PNGs as b64_json",
 }
 LITELLM_MOCK_RESPONSE = "Hello from the LiteLLM mock"
 HF_MODEL_ID = "nbllm/tiny-llama"
@@ -341,6 +342,13 @@ def litellm_config(handler_module: str = _HANDLER_MODULE) -> dict[str, Any]:
     ]
     for variant in ("echo", "echo-slow", "echo-fail"):
         models.append({"model_name": variant, "litellm_params": {"model": f"nbllm-echo/{variant}"}})
+    models.append(
+        {
+            "model_name": "echo-image",
+            "litellm_params": {"model": "nbllm-echo/echo-image"},
+            "model_info": {"mode": "image_generation"},
+        }
+    )
     return {
         "model_list": models,
         "litellm_settings": {
