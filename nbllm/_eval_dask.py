@@ -76,7 +76,10 @@ def _secrets_plugin(keys: dict[str, Any]) -> Any:
             self._keys = keys
 
         def setup(self, worker: Any) -> None:
-            _WORKER_KEYS.update(self._keys)
+            # this class travels by value: reach the worker's module, not a pickled copy
+            from nbllm import _eval_dask
+
+            _eval_dask._WORKER_KEYS.update(self._keys)
 
         def __repr__(self) -> str:
             return f"<nbllm secrets for {sorted(self._keys)}>"
