@@ -124,3 +124,20 @@ def test_in_a_real_kernel_other_cells_run_meanwhile_and_cancel_keeps_finished_ro
     assert "running: True" in texts[1]
     assert "still going: True" in texts[2]  # the run advances on its own thread
     assert "rows 400 kept True interrupted {'interrupted'}" in texts[3]
+
+
+def test_the_magic_background_flag_stores_the_handle(demo: nbllm.DemoServer) -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from nbllm._eval_magic import EvalMagics
+
+    ip = InteractiveShell.instance()
+    ip.register_magics(EvalMagics)
+    nbllm.registry().add(nbllm.Endpoint(name="bgm", url=demo.url), overwrite=True)
+    ip.user_ns["qs"] = ["one", "two", "three"]
+    shown = ip.run_cell_magic("llm_eval", "qs -m bgm --background --no-cache -q -o run", "Echo {input}")
+    assert shown is None
+    h = ip.user_ns["run"]
+    assert isinstance(h, RunHandle)
+    df = h.result(timeout=30)
+    assert df["output"].tolist() == ["You said: Echo one", "You said: Echo two", "You said: Echo three"]
