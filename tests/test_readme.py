@@ -31,3 +31,4 @@ def test_readme_examples_run() -> None:
     assert "SHOUT THIS" in text
     assert "cannot connect" in text and "hint: is the server running" in text
     assert "score_exact_match" in text and "the capital of France" in text
+    assert "\n50 50\n" in text and "200 rows from the cluster" in text  # "Scaling up"
