@@ -141,3 +141,20 @@ def test_the_magic_background_flag_stores_the_handle(demo: nbllm.DemoServer) -> 
     assert isinstance(h, RunHandle)
     df = h.result(timeout=30)
     assert df["output"].tolist() == ["You said: Echo one", "You said: Echo two", "You said: Echo three"]
+
+
+def test_nothing_of_dask_is_imported_by_nbllm_or_a_pandas_run() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, nbllm\n"
+        "assert not [m for m in ('dask', 'distributed', 'pyarrow') if m in sys.modules]\n"
+        "with nbllm.demo_server() as s:\n"
+        "    h = nbllm.evaluate(['a'], nbllm.Endpoint(name='x', url=s.url), cache=False, progress=False,"
+        " background=True)\n"
+        "    h.result(30)\n"
+        "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
