@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._endpoint import Endpoint
 from ._eval_cache import Cache, default_cache_path, endpoint_fingerprint
-from ._eval_run import Gate
-from ._exceptions import NbllmError, UsageError
+from ._eval_run import Gate, error_text
+from ._exceptions import UsageError
 from ._redact import remember
 
 if TYPE_CHECKING:
@@ -187,8 +187,9 @@ def _run_partition(part: pd.DataFrame, spec: _Spec, partition_info: dict[str, An
     opts = {**spec.opts, "cache": spec.cache if spec.cache is not None else False}
     try:
         plan = make_plan(frame, eps, spec.prompt, **opts)
-    except NbllmError as exc:  # e.g. a template naming a column some rows lack: rows with errors
-        return _error_frame(frame, spec, f"{type(exc).__name__}: {exc.message}", number)
+    except Exception as exc:  # a prompt function or template failing on this partition's rows:
+        # its rows carry the error; the graph (and the other partitions) go on
+        return _error_frame(frame, spec, error_text(exc), number)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * sum(plan.concurrency) + 2)
     try:
         out, stats, runner = _start(plan)

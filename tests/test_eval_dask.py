@@ -144,3 +144,20 @@ def test_budget_is_refused_on_a_cluster(client: Any) -> None:
     ddf = dd.from_pandas(_cases(4), npartitions=1)
     with pytest.raises(nbllm.ConfigError, match="budget"):
         nbllm.evaluate(ddf, nbllm.Endpoint(name="x", url="http://127.0.0.1:9/v1"), "{q}", budget=1.0)
+
+
+def test_a_partition_whose_prompt_fails_gives_error_rows_not_a_failed_graph(
+    client: Any, demo: nbllm.DemoServer
+) -> None:
+    def prompt(row: dict[str, Any]) -> str:
+        if row["n"] == 7:
+            raise ValueError("no prompt for case 7")
+        return f"Say {row['q']}"
+
+    ddf = dd.from_pandas(_cases(20), npartitions=2)  # case 7 is in the first partition
+    ep = nbllm.Endpoint(name="d", url=demo.url)
+    df = nbllm.evaluate(ddf, ep, prompt, cache=False).compute()
+    assert len(df) == 20 and df["case"].tolist() == list(range(20))
+    first, second = df[df["case"] < 10], df[df["case"] >= 10]
+    assert (first["error"] == "ValueError: no prompt for case 7").all()
+    assert (second["error"] == "").all() and second["output"].str.startswith("You said: Say case").all()
