@@ -97,6 +97,9 @@ class DemoServer:
     ``max_requests``: stop serving after that many requests (``wait()`` returns then).
     ``ssl_context``: serve HTTPS with this server-side context (for TLS verification tests).
     ``requests``: the last 100 requests, each ``{"method", "path", "headers", "json"}``.
+    ``max_inflight``: per model, the most requests answered at the same time so far (a test
+    checks a concurrency limit with it). ``log_requests=True`` keeps ``request_log``: one
+    ``(model, last message text)`` per answered request, all of them (for counting re-calls).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class DemoServer:
         first_token_delay: float = 0.0,
         max_requests: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        log_requests: bool = False,
     ) -> None:
         if not _is_loopback(check_str("host", host)):
             raise UsageError(f"the demo server binds loopback addresses only, not {host!r}", field="host")
@@ -125,6 +129,10 @@ class DemoServer:
         self.max_requests = max_requests
         self.ssl_context = ssl_context
         self.request_count = 0
+        self.inflight: dict[str, int] = {}
+        self.max_inflight: dict[str, int] = {}
+        self.log_requests = bool(log_requests)
+        self.request_log: list[tuple[str, str]] = []
         self._requests: deque[dict[str, Any]] = deque(maxlen=100)
         self._lock = threading.Lock()
         self._models: dict[str, None] = {"demo": None}
@@ -397,7 +405,17 @@ class DemoServer:
             return await self._error_reply(writer, 400, exc.message, keep, param=exc.param)
         if len(self._models) < 1000:
             self._models[reply.model] = None
-        return await self._answer(reply, reader, writer, keep, req.version == "HTTP/1.1")
+        model = reply.model
+        with self._lock:
+            now = self.inflight[model] = self.inflight.get(model, 0) + 1
+            self.max_inflight[model] = max(self.max_inflight.get(model, 0), now)
+            if self.log_requests:
+                self.request_log.append((model, _last_text(body)))
+        try:
+            return await self._answer(reply, reader, writer, keep, req.version == "HTTP/1.1")
+        finally:
+            with self._lock:
+                self.inflight[model] -= 1
 
     async def _image_route(self, req: _Request, body: Any, writer: asyncio.StreamWriter, keep: bool) -> bool:
         """Image generation (see ``_demo_images``) and the PNGs it serves for ``url`` answers."""
@@ -510,6 +528,16 @@ class DemoServer:
                 batch.clear()
                 await writer.drain()
         writer.write(frame(b"".join(batch)))
+
+
+def _last_text(body: dict[str, Any]) -> str:
+    """The text of the request's last message (or its ``prompt``/``input``), for the log."""
+    msgs = body.get("messages")
+    if isinstance(msgs, list) and msgs and isinstance(msgs[-1], dict):
+        content = msgs[-1].get("content")
+        return content if isinstance(content, str) else json.dumps(content)
+    other = body.get("prompt", body.get("input", ""))
+    return other if isinstance(other, str) else json.dumps(other)
 
 
 def demo_server(**kwargs: Any) -> DemoServer:

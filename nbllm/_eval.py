@@ -29,6 +29,7 @@ from ._eval_plan import Plan, check_cache, check_column, load_cases, make_plan, 
 from ._eval_progress import Stats, announce, make_progress
 from ._eval_run import Outcomes, Runner, run_blocking
 from ._eval_score import JudgePhase, score_frame, split_scorers
+from ._exceptions import UsageError
 from ._image_eval import explode_images
 from ._validate import check_bool, check_int
 
@@ -102,7 +103,9 @@ def evaluate(
     cache: bool | str | os.PathLike[str] | Cache | None = True,
     budget: float | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
+    background: bool = False,
+    output: str | os.PathLike[str] | None = None,
+) -> Any:
     """Run every case against every model; return one tidy DataFrame (see docs/evaluation.md).
 
     ``cases``: DataFrame, list of dicts or strings, or a CSV/JSONL/JSON/Parquet path.
@@ -114,11 +117,13 @@ def evaluate(
     ``concurrency`` and ``rate_limit`` (requests per minute): per model, a number or a dict.
     ``cache``: True (in the nbllm config dir), False, or a path. ``budget``: stop taking new
     rows once this run's cost reaches it. Interrupting returns the rows finished so far.
+
+    Scaling up (README "Scaling up"): ``background=True`` returns a ``RunHandle`` at once;
+    ``output=`` a directory runs the cases (a frame, a path or glob of files, an iterator of
+    frames) partition by partition into a parquet dataset there and returns an ``OutputDataset``;
+    a ``dask.dataframe.DataFrame`` of cases gives back a Dask DataFrame run on the cluster.
     """
-    plan = make_plan(
-        cases,
-        models,
-        prompt,
+    opts: dict[str, Any] = dict(
         system=system,
         expected=expected,
         scorers=scorers,
@@ -131,6 +136,14 @@ def evaluate(
         budget=budget,
         progress=progress,
     )
+    scaled = _scaled(cases, models, prompt, opts, check_bool("background", background), output)
+    if scaled is not None:
+        return scaled
+    plan = make_plan(cases, models, prompt, **opts)
+    if background:
+        from ._eval_background import start_background
+
+        return start_background(plan)
     try:
         out, stats, runner = _start(plan)
         if stats.done < stats.total:
@@ -144,6 +157,27 @@ def evaluate(
         return _finish_sync(plan, out, stats)
     finally:
         plan.close()
+
+
+def _scaled(cases: Any, models: Any, prompt: Any, opts: dict[str, Any], background: bool, output: Any) -> Any:
+    """The Dask or out-of-core run these arguments ask for, or None for the in-memory path."""
+    if type(cases).__module__.partition(".")[0] == "dask" and hasattr(cases, "map_partitions"):
+        from ._eval_dask import evaluate_dask
+
+        if background or output is not None:
+            raise UsageError(
+                "a Dask DataFrame of cases already runs on the cluster: leave out background= and "
+                "output= (write the result with .to_parquet(dir) instead)",
+                field="cases",
+            )
+        return evaluate_dask(cases, models, prompt, **opts)
+    if output is not None:
+        from ._eval_partitions import evaluate_partitioned
+
+        if background:
+            raise UsageError("output= runs in the foreground; leave out background=True", field="background")
+        return evaluate_partitioned(cases, models, prompt, output=output, **opts)
+    return None
 
 
 def _finish_sync(plan: Plan, out: Outcomes, stats: Stats) -> pd.DataFrame:

@@ -91,10 +91,11 @@ class Cache:
                     found[key] = json.loads(value)
         return found
 
-    def put(self, key: str, value: Mapping[str, Any]) -> None:
-        """Queue an answer; it is written by the next ``flush()``."""
+    def put(self, key: str, value: Mapping[str, Any]) -> int:
+        """Queue an answer; it is written by the next ``flush()``. Returns how many wait."""
         with self._lock:
             self._pending.append((key, json.dumps(dict(value), ensure_ascii=False), time.time()))
+            return len(self._pending)
 
     def flush(self) -> int:
         """Write the queued answers in one transaction; returns how many."""

@@ -169,14 +169,20 @@ def to_jsonl(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
 
 def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Reload a result frame written as CSV, Parquet or JSONL, with the result dtypes."""
+    """Reload a result frame written as CSV, Parquet or JSONL, or the directory an
+    ``evaluate(..., output=DIR)`` run wrote, with the result dtypes."""
     import pandas as pd
 
     if not isinstance(path, (str, os.PathLike)):
         raise UsageError(f"must be a file path (str or Path), {got(path)}", field="path")
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix == ".parquet":
+    if p.is_dir():  # an ``output=`` dataset: its part files in order (``_nbllm.json`` skipped)
+        parts = sorted(p.glob("part-*.parquet"))
+        if not parts:
+            raise UsageError(f"no part-*.parquet files in {str(p)!r}", field="path")
+        df = pd.concat([pd.read_parquet(f) for f in parts], ignore_index=True)
+    elif suffix == ".parquet":
         df = pd.read_parquet(p)
     elif suffix in (".jsonl", ".ndjson", ".json"):
         df = pd.DataFrame(_read_jsonl(p))

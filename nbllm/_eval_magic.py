@@ -5,7 +5,8 @@
 
 ``CASES`` is a variable (DataFrame, list) or a CSV/JSONL path. Scorers are built-in names or
 variables holding a scorer/function. The result frame is stored in ``-o`` (default
-``eval_results``) and the cell shows its ``summary()``. ``%load_ext nbllm`` registers it
+``eval_results``) and the cell shows its ``summary()``. ``--background`` returns at once with
+the run handle in ``-o`` (``.result()``, ``.cancel()``, ``.partial()``; see ``_eval_background``). ``%load_ext nbllm`` registers it
 (as does ``shell.register_magics(EvalMagics)`` or ``%load_ext nbllm._eval_magic``).
 """
 
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.add_argument("-o", "--out", default="eval_results", help="variable for the result frame")
+    p.add_argument(
+        "--background",
+        action="store_true",
+        help="return at once; VAR holds the run handle (VAR.result(), VAR.cancel(), VAR.partial())",
+    )
     return p
 
 
@@ -121,11 +127,14 @@ class EvalMagics(Magics):
                 cache=not args.no_cache,
                 budget=args.budget,
                 progress=not args.quiet,
+                background=args.background,
             )
         except NbllmError as exc:  # the library's hints name Python calls: say it in magic options
             for_magic(exc, "llm_eval")
             raise
         ns[args.out] = df
+        if args.background:  # the progress widget is already shown; the handle is in VAR
+            return None
         return df.llm.summary()
 
 

@@ -46,6 +46,18 @@ __all__ = ["Calls", "Outcomes", "Runner", "run_blocking"]
 T = TypeVar("T")
 _PER_CLIENT = 4  # workers sharing one httpx.AsyncClient (bench: 2-8 alike, 16 is 2x slower)
 _FLUSH_EVERY = 1.0  # seconds between cache commits
+_FLUSH_ROWS = 256  # ... or sooner, once this many answers wait (bounds re-calls after a crash)
+
+
+class Gate:
+    """A cluster-wide limit around each call (``_eval_dask``): ``enter()`` before, ``leave()``
+    after. The in-process limits (worker count, ``RateLimiter``) still apply."""
+
+    async def enter(self) -> None:  # pragma: no cover - interface
+        pass
+
+    async def leave(self) -> None:  # pragma: no cover - interface
+        pass
 
 
 @dataclass
@@ -81,8 +93,9 @@ class Outcomes:
         self.cached = [False] * n
         self.images: dict[int, list[dict[str, str]]] = {}  # row -> its saved images (image endpoints)
 
+    # ``done[i]`` is set last: a background run's ``partial()`` reads the columns from another
+    # thread and takes only rows marked done, so it never sees a half-filled one.
     def ok(self, i: int, r: Result, *, cached: bool = False) -> None:
-        self.done[i] = True
         self.output[i] = r.text
         self.latency[i] = _num(r.latency_s)
         self.ttft[i] = _num(r.ttft_s)
@@ -93,9 +106,9 @@ class Outcomes:
         self.finish[i] = r.finish_reason or ""
         self.retries[i] = r.retries
         self.cached[i] = cached
+        self.done[i] = True
 
     def fail(self, i: int, error: str, partial: Result | None) -> None:
-        self.done[i] = True
         self.error[i] = error
         if partial is not None:
             self.output[i] = partial.text
@@ -103,6 +116,7 @@ class Outcomes:
             self.ttft[i] = _num(partial.ttft_s) if partial.text else math.nan
             self.finish[i] = partial.finish_reason or ""
             self.retries[i] = partial.retries
+        self.done[i] = True
 
     def cached_value(self, i: int) -> dict[str, Any]:
         """What the cache keeps for a finished row."""
@@ -120,7 +134,6 @@ class Outcomes:
         }
 
     def load_cached(self, i: int, v: Mapping[str, Any]) -> None:
-        self.done[i] = True
         self.cached[i] = True
         self.output[i] = v.get("output") or ""
         self.latency[i] = _num(v.get("latency_s"))
@@ -133,6 +146,7 @@ class Outcomes:
         self.retries[i] = v.get("retries") or 0
         if v.get("images"):
             self.images[i] = list(v["images"])
+        self.done[i] = True
 
     def columns(self) -> dict[str, Any]:
         """Result columns with their dtypes (see ``_eval_frame.RESULT_COLUMNS``)."""
@@ -221,6 +235,8 @@ class Runner:
         self.budget = budget
         self.stopped = ""
         self._tasks: list[asyncio.Task[None]] = []
+        self.gates: list[Gate | None] = [None] * len(self.endpoints)
+        self.flush_rows = _FLUSH_ROWS
 
     # -- before the run ------------------------------------------------------------------
     def load_cache(self) -> int:
@@ -309,7 +325,16 @@ class Runner:
                 await limiter.wait()
                 if self.stopped:
                     return
-            await self._call(i, client)
+            gate = self.gates[self.calls.ep_idx[i]]
+            if gate is None:
+                await self._call(i, client)
+                continue
+            await gate.enter()
+            try:
+                if not self.stopped:
+                    await self._call(i, client)
+            finally:
+                await gate.leave()
 
     async def _call(self, i: int, client: httpx.AsyncClient | None) -> None:
         c, out, stats = self.calls, self.out, self.stats
@@ -338,8 +363,8 @@ class Runner:
             if r.cost:
                 stats.cost += r.cost
             key = c.keys[i] if c.keys else None
-            if self.cache is not None and key:
-                self.cache.put(key, out.cached_value(i))
+            if self.cache is not None and key and self.cache.put(key, out.cached_value(i)) >= self.flush_rows:
+                self.cache.flush()
         stats.done += 1
         stats.fresh_done += 1
         if self.budget is not None and stats.cost >= self.budget:

@@ -380,7 +380,9 @@ def test_hang_ends_at_stop() -> None:
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10  # the request must be in (hanging) before the stop: a fixed
+    while srv.request_count < 1 and time.monotonic() < deadline:  # sleep lost the race under load
+        time.sleep(0.01)
     t0 = time.perf_counter()
     srv.stop()
     thread.join(5)

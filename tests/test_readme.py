@@ -32,3 +32,4 @@ def test_readme_examples_run() -> None:
     assert "image/png b'\\x89PNG' A 64x64 gradient for: a lighthouse at dusk 0.02" in text
     assert "cannot connect" in text and "hint: is the server running" in text
     assert "score_exact_match" in text and "the capital of France" in text
+    assert "\n50 50\n" in text and "200 rows from the cluster" in text  # "Scaling up"
