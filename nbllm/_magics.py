@@ -128,6 +128,7 @@ class LLMMagics(Magics):
             "test": self._test,
             "form": self._form,
             "models": self._models,
+            "presets": self._presets,
         }
         command = args.command or "list"
         try:
@@ -164,6 +165,9 @@ class LLMMagics(Magics):
         if oc_line is not None:
             ep = Endpoint.from_opencharacters(oc_line, name=args.name)
             changes = endpoint_changes(args, edit=False, current_headers=ep.headers)
+        elif args.preset is not None:
+            ep = self._from_preset(args)
+            changes = {}
         elif args.request_format is not None:
             if not args.name or not args.url:
                 raise UsageError(
@@ -193,6 +197,26 @@ class LLMMagics(Magics):
         )
         if ep.secret is not None:
             print(_KEY_WARNING.format(masked=ep.secret.masked()), file=sys.stderr)
+
+    @staticmethod
+    def _from_preset(args: Namespace) -> Endpoint:
+        """``add NAME --preset P``: the preset's fields, --url as the server to move it to, every
+        other option on top (headers merged into the preset's)."""
+        from ._presets import preset_fields
+
+        if not args.name:
+            raise UsageError(f"%llm_model add: give a NAME, e.g. %llm_model add mine --preset {args.preset}")
+        headers = preset_fields(args.preset).get("headers", {})
+        changes = endpoint_changes(args, edit=False, current_headers=headers)
+        changes.pop("url", None)
+        return Endpoint.from_preset(args.name, args.preset, url=args.url, **changes)
+
+    def _presets(self, args: Namespace, _: str | None) -> None:
+        from ._presets import preset_rows
+
+        rows = [list(row) for row in preset_rows()]
+        note = "%llm_model add NAME --preset P [--model M] [--key-env VAR] [--url BASE] · docs/presets.md"
+        show(table_bundle(["preset", "API", "URL", "key variable"], rows, note), raw=True)
 
     def _show(self, args: Namespace, _: str | None) -> None:
         reg = registry()

@@ -331,3 +331,31 @@ def test_chat_magic_multi_turn(fakes: dict[str, FakeServer], ip: Any, name: str)
             ("user", "what is my name"),
         ]
     assert ip.user_ns["_llm_result"].text == "echo: what is my name"
+
+
+def test_magic_add_preset_and_presets_table(fakes: dict[str, FakeServer], ip: Any, capsys: Any) -> None:
+    fake = fakes["gemini"]
+    line = (
+        f"add gem --preset gemini --model gemini-2.0-flash --url {fake.base_url} --key {KEY} "
+        "--header 'X-Team: ml' --timeout 7 --replace"
+    )
+    ip.run_line_magic("llm_model", line)
+    ep = nbllm.registry().get("gem")
+    assert (
+        ep.stream_request_url
+        == f"{fake.base_url}/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    )
+    assert ep.timeout == 7 and ep.headers == {"X-Team": "ml"} and ep.api_key_env is None
+    assert nbllm.complete("gem", "one two").text == "echo: one two"
+    assert "POST" in capsys.readouterr().out
+    # the preset's own headers are kept when --header adds one; --key-env replaces its variable
+    ip.run_line_magic(
+        "llm_model", "add cl --preset anthropic --key-env MY_VAR --header 'X-Team: ml' --replace"
+    )
+    cl = nbllm.registry().get("cl")
+    assert cl.headers == {"anthropic-version": "2023-06-01", "X-Team": "ml"} and cl.api_key_env == "MY_VAR"
+    ip.run_line_magic("llm_model", "presets")
+    out = capsys.readouterr().out
+    assert all(name in out for name in PRESETS) and "ANTHROPIC_API_KEY" in out
+    with pytest.raises(nbllm.ConfigError, match="did you mean 'anthropic'"):
+        ip.run_line_magic("llm_model", "add x --preset antropic")
