@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from nbllm._demo_replies import ERROR_EVENT, ROUTES, BadRequest, Plan, Reply, dumps, error_body
+from nbllm._demo_replies import ERROR_EVENT, BadRequest, Plan, Reply, dumps, error_body, match_route
 from nbllm._exceptions import UsageError
 from nbllm._validate import check_int, check_number, check_str
 
@@ -54,10 +54,11 @@ _ERROR_TYPES = {
 
 
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "version")
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "version")
 
     def __init__(self, method: str, path: str, version: str, headers: dict[str, str]) -> None:
-        self.method, self.path, self.version, self.headers = method, path, version, headers
+        self.method, self.version, self.headers = method, version, headers
+        self.path, _, self.query = path.partition("?")
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.0":
             self.keep_alive = connection == "keep-alive"
@@ -292,7 +293,7 @@ class DemoServer:
             name, sep, value = line.partition(":")
             if sep:
                 headers[name.strip().lower()] = value.strip()
-        request = _Request(parts[0], parts[1].partition("?")[0], parts[2], headers)
+        request = _Request(parts[0], parts[1], parts[2], headers)
         if headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -373,7 +374,7 @@ class DemoServer:
                     "json": None if isinstance(body, Exception) else body,
                 }
             )
-        if self.api_key is not None and req.headers.get("authorization") != (f"Bearer {self.api_key}"):
+        if self.api_key is not None and not self._key_ok(req.headers):
             message = "Invalid API key: send 'Authorization: Bearer <key>' with the server's key"
             return await self._error_reply(writer, 401, message, keep)
         if req.method == "GET" and req.path == "/v1/models":
@@ -381,7 +382,7 @@ class DemoServer:
                 {"id": m, "object": "model", "created": 0, "owned_by": "nbllm-demo"} for m in self._models
             ]
             return await self._send(writer, 200, {"object": "list", "data": models}, keep)
-        route = ROUTES.get(req.path) if req.method == "POST" else None
+        route = match_route(req.path, req.query) if req.method == "POST" else None
         if route is None:
             return await self._error_reply(writer, 404, f"Unknown route: {req.method} {req.path}", keep)
         if not isinstance(body, dict):
@@ -394,6 +395,14 @@ class DemoServer:
         if len(self._models) < 1000:
             self._models[reply.model] = None
         return await self._answer(reply, reader, writer, keep, req.version == "HTTP/1.1")
+
+    def _key_ok(self, headers: dict[str, str]) -> bool:
+        """The key as OpenAI (Bearer), Anthropic (x-api-key) or Gemini (x-goog-api-key) send it."""
+        return self.api_key in (
+            headers.get("authorization", "").removeprefix("Bearer "),
+            headers.get("x-api-key"),
+            headers.get("x-goog-api-key"),
+        )
 
     def _fault(self, plan: Plan) -> str | None:
         if plan.once:

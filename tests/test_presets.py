@@ -359,3 +359,59 @@ def test_magic_add_preset_and_presets_table(fakes: dict[str, FakeServer], ip: An
     assert all(name in out for name in PRESETS) and "ANTHROPIC_API_KEY" in out
     with pytest.raises(nbllm.ConfigError, match="did you mean 'anthropic'"):
         ip.run_line_magic("llm_model", "add x --preset antropic")
+
+
+# ---- the demo server speaks the Anthropic and Gemini shapes too ------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_k() -> Iterator[nbllm.DemoServer]:
+    with nbllm.demo_server(api_key="demo-key-1") as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("name", ["anthropic", "gemini", "gemini-array"])
+def test_demo_server_serves_the_preset(demo_k: nbllm.DemoServer, name: str) -> None:
+    ep = nbllm.Endpoint.from_preset(name, url=demo_k.base_url, api_key="demo-key-1")
+    r = nbllm.complete(ep, CHAT, system=SYSTEM, max_tokens=50)
+    assert r.text == "You said: two words" and r.usage.prompt_tokens == 6 and r.usage.completion_tokens == 4
+    with nbllm.stream(ep, "one two three", max_tokens=3) as s:
+        assert list(s) == ["You ", "said: ", "one "]
+    assert s.result.usage.completion_tokens == 3 and s.result.finish_reason in ("max_tokens", "MAX_TOKENS")
+    with (
+        pytest.raises(nbllm.StreamError, match="overloaded"),
+        nbllm.stream(ep, "x [[fault:error-event]]") as s,
+    ):
+        list(s)
+    with pytest.raises(nbllm.HTTPStatusError) as info:
+        nbllm.complete(ep.replace(api_key="wrong-key"), "hi")
+    assert info.value.status_code == 401
+
+
+def test_demo_wire_shapes(demo_k: nbllm.DemoServer) -> None:
+    import httpx
+
+    base, key = demo_k.base_url, "demo-key-1"
+    msg = {
+        "model": "claude-x",
+        "max_tokens": 9,
+        "stream": True,
+        "messages": [{"role": "user", "content": "a b"}],
+    }
+    raw = httpx.post(f"{base}/v1/messages", json=msg, headers={"x-api-key": key}).text
+    events = [line[7:] for line in raw.splitlines() if line.startswith("event: ")]
+    assert events == ["message_start", "content_block_start"] + ["content_block_delta"] * 4 + [
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    body = {"contents": [{"role": "user", "parts": [{"text": "a b"}]}]}
+    url = f"{base}/v1beta/models/gemini-x:streamGenerateContent"
+    sse = httpx.post(url + "?alt=sse", json=body, headers={"x-goog-api-key": key})
+    assert sse.headers["content-type"] == "text/event-stream" and sse.text.count("\r\n\r\n") == 5
+    arr = httpx.post(url, json=body, headers={"x-goog-api-key": key})
+    elements = json.loads(arr.text)  # one JSON array, whole once complete
+    assert "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in elements) == "You said: a b"
+    assert (
+        elements[-1]["modelVersion"] == "gemini-x" and elements[-1]["candidates"][0]["finishReason"] == "STOP"
+    )
