@@ -391,3 +391,64 @@ def preset_rows() -> list[tuple[str, str, str, str]]:
         f = p["fields"]
         rows.append((name, p["api"], f["url"], f.get("api_key_env") or "-"))
     return rows
+
+
+_DOCS_HEAD = """# Provider presets
+
+Generated from `nbllm/_presets.py` by `python -m nbllm._presets --docs > docs/presets.md`; do not
+edit by hand.
+
+A preset is plain JSON data: the `Endpoint` fields that make nbllm speak one provider's API, and
+the page of the provider's API reference the wire format was taken from. Use one with
+`nbllm.Endpoint.from_preset(NAME, PRESET, model=..., url=..., **fields)`,
+`%llm_model add NAME --preset PRESET [--model M] [--key-env VAR] [--url BASE] [options]` or the
+Preset dropdown of the form (`%llm_model form`). `{model}` in a URL is replaced by the endpoint's
+model (URL-quoted). `url` moves a preset to another server (a base URL; the preset's path is kept,
+overlapping segments are not doubled, a query in it replaces the preset's); any other field given
+overrides the preset's, and `api_key=`/`--key` or `api_key_env=`/`--key-env` replaces its key
+variable. Every preset is tested end to end against a strict local fake of its API
+(`tests/test_presets.py`, fakes in `tests/fakes/`): plain and streamed answers, the system prompt
+and `max_tokens`/`temperature` where the API wants them, the key in its header only, token usage,
+a readable 4xx, a multi-turn chat and an in-stream error.
+
+| preset | provider | API | key variable |
+|---|---|---|---|
+"""
+
+
+def docs_markdown() -> str:
+    """docs/presets.md: the table, then each preset's source and fields."""
+    import json
+
+    out = [_DOCS_HEAD]
+    for name in preset_names():
+        p = PRESETS[name]
+        key = p["fields"].get("api_key_env")
+        out.append(f"| [`{name}`](#{name}) | {p['title']} | {p['api']} | {f'`{key}`' if key else '-'} |\n")
+    for name in preset_names():
+        p = PRESETS[name]
+        f = p["fields"]
+        out.append(f"\n## {name}\n\n{p['title']}: {p['api']}. Wire format: <{p['docs']}>.\n\n")
+        out.append(
+            f"- POST `{f['url']}`" + (f", streams to `{f['stream_url']}`" if "stream_url" in f else "") + "\n"
+        )
+        header, scheme = f.get("auth_header", "Authorization"), f.get("auth_scheme", "Bearer")
+        out.append(f"- key: `{header}: {scheme + ' ' if scheme else ''}<key>`")
+        out.append(
+            f" from `{f['api_key_env']}`\n"
+            if f.get("api_key_env")
+            else " (none by default; `--key`/`--key-env` adds one)\n"
+        )
+        if p["needs"]:
+            out.append(f"- you give: {'; '.join(p['needs'])}\n")
+        out.append("\n```json\n" + json.dumps(f, indent=2, ensure_ascii=False) + "\n```\n")
+    return "".join(out)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation generator
+    import sys
+
+    if sys.argv[1:] == ["--docs"]:
+        sys.stdout.write(docs_markdown())
+    else:
+        sys.exit("usage: python -m nbllm._presets --docs > docs/presets.md")

@@ -415,3 +415,13 @@ def test_demo_wire_shapes(demo_k: nbllm.DemoServer) -> None:
     assert (
         elements[-1]["modelVersion"] == "gemini-x" and elements[-1]["candidates"][0]["finishReason"] == "STOP"
     )
+
+
+def test_docs_presets_md_is_generated_from_the_data() -> None:
+    from pathlib import Path
+
+    from nbllm._presets import docs_markdown
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "presets.md").read_text(encoding="utf-8")
+    assert doc == docs_markdown(), "run: python -m nbllm._presets --docs > docs/presets.md"
+    assert all(f"\n## {name}\n" in doc and PRESETS[name]["docs"] in doc for name in PRESETS)
