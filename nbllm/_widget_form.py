@@ -344,7 +344,8 @@ class EndpointForm:
         p = PRESETS[name]
         set_ = ", ".join(k for k in fields if k not in ("url", "model", "api_key_env"))
         key = f"key from ${fields['api_key_env']}" if fields.get("api_key_env") else "no key"
-        lines = [f"{p['title']} ({p['api']}): URL, model {fields.get('model', '(yours)')!r}, {key}"]
+        model = f"model {fields['model']!r}" if fields.get("model") else "no model"
+        lines = [f"{p['title']} ({p['api']}): URL, {model}, {key}"]
         if set_:
             lines.append(f"also set: {set_}")
         if p["needs"]:
