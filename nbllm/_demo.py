@@ -90,7 +90,10 @@ class DemoServer:
     >>> with DemoServer() as srv:               # doctest: +SKIP
     ...     httpx.post(srv.url + "/chat/completions", json={"messages": [...]})
 
-    ``api_key``: when set, requests need ``Authorization: Bearer <api_key>`` (else 401).
+    ``api_key``: when set, requests need ``Authorization: Bearer <api_key>`` (else 401); the
+    Anthropic and Gemini routes (``/v1/messages``, ``/v1beta/models/M:generateContent`` and
+    ``:streamGenerateContent`` with or without ``?alt=sse``) also take it as ``x-api-key`` /
+    ``x-goog-api-key``, as those APIs send it.
     ``chunk_delay``: seconds before each streamed chunk (non-streaming answers wait
     ``chunk_delay`` per piece in total); ``first_token_delay``: seconds before the response
     headers. Both are overridden per request by ``[[delay:S]]`` and ``[[ttft:S]]``.

@@ -425,3 +425,41 @@ def test_docs_presets_md_is_generated_from_the_data() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "presets.md").read_text(encoding="utf-8")
     assert doc == docs_markdown(), "run: python -m nbllm._presets --docs > docs/presets.md"
     assert all(f"\n## {name}\n" in doc and PRESETS[name]["docs"] in doc for name in PRESETS)
+
+
+# ---- the generic fields behind the presets: stream_url and {model} in URLs ----------------------
+
+
+def test_stream_url_is_validated_completed_and_kept() -> None:
+    with pytest.raises(nbllm.ConfigError, match="stream_url"):
+        nbllm.Endpoint(name="x", url="http://h/v1", stream_url="ftp://h/stream")
+    assert nbllm.Endpoint(name="x", url="http://h/v1", stream_url="  ").stream_url is None
+    ep = nbllm.Endpoint(name="x", url="http://h/generate", stream_url="http://h/generate_stream")
+    assert ep.request_url == "http://h/generate" and ep.stream_request_url == "http://h/generate_stream"
+    # a base URL there is completed like url (and a plain endpoint streams to its request URL)
+    assert nbllm.Endpoint(name="x", url="http://h/v1", stream_url="http://s/v1").stream_request_url == (
+        "http://s/v1/chat/completions"
+    )
+    assert nbllm.Endpoint(name="x", url="http://h/v1").stream_request_url == "http://h/v1/chat/completions"
+    assert nbllm.Endpoint.from_dict(ep.to_dict()) == ep and ep.to_dict()["stream_url"] == ep.stream_url
+
+
+def test_model_placeholder_follows_the_model() -> None:
+    ep = nbllm.Endpoint(name="m@a", url="http://h/models/{model}:generateContent")
+    assert ep.request_url == "http://h/models/m%40a:generateContent"  # the name when no model
+    ep = ep.replace(model="gemini/x?y")
+    assert ep.request_url == "http://h/models/gemini%2Fx%3Fy:generateContent" and "{model}" in ep.url
+
+
+def test_only_the_stream_request_goes_to_the_stream_url() -> None:
+    from nbllm._request import build_request
+
+    ep = nbllm.Endpoint.from_preset("g", "gemini", api_key="AIza-test-key-123456")
+    msgs = [{"role": "user", "content": "hi"}]
+    whole = build_request(ep, msgs, {}, stream=False, api_key="AIza-test-key-123456")
+    streamed = build_request(ep, msgs, {}, stream=True, api_key="AIza-test-key-123456")
+    assert whole.url.endswith(":generateContent") and streamed.url.endswith(":streamGenerateContent?alt=sse")
+    assert whole.json == streamed.json  # Gemini says "stream" by the URL, not the body
+    keyed = ep.replace(stream_url=ep.stream_url + "&key=AIza-in-the-url-999")
+    spec = build_request(keyed, msgs, {}, stream=True, api_key=None)
+    assert "AIza-in-the-url-999" in spec.secrets  # a key in the stream URL is masked like one in url
