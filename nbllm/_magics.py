@@ -197,6 +197,16 @@ class LLMMagics(Magics):
         )
         if ep.secret is not None:
             print(_KEY_WARNING.format(masked=ep.secret.masked()), file=sys.stderr)
+        if args.preset is not None:
+            from ._presets import PRESETS
+
+            given = {"url": args.url, "model": args.model}
+            missing = [n for n in PRESETS[args.preset]["needs"] if not given.get(n.split()[0])]
+            if missing:
+                print(
+                    f"The {args.preset} preset wants you to give: {'; '.join(missing)} "
+                    f"(%llm_model edit {ep.name} --url ... / --model ...)"
+                )
 
     @staticmethod
     def _from_preset(args: Namespace) -> Endpoint:

@@ -359,6 +359,10 @@ def test_magic_add_preset_and_presets_table(fakes: dict[str, FakeServer], ip: An
     assert all(name in out for name in PRESETS) and "ANTHROPIC_API_KEY" in out
     with pytest.raises(nbllm.ConfigError, match="did you mean 'anthropic'"):
         ip.run_line_magic("llm_model", "add x --preset antropic")
+    ip.run_line_magic("llm_model", "add az --preset azure-openai --model my-deployment --replace")
+    out = capsys.readouterr().out
+    assert "wants you to give: url (your resource" in out and "model (the deployment" not in out
+    assert "/openai/deployments/my-deployment/chat/completions?api-version=" in out
 
 
 # ---- the demo server speaks the Anthropic and Gemini shapes too ------------------------------
