@@ -253,7 +253,7 @@ class LLMMagics(Magics):
                 appended = bool(ep.url) and ep.request_url != ep.url
                 rows.append([spec.name, f"{appended}  (default: from the URL)"])
                 continue
-            if spec.name == "url":
+            if spec.name in ("url", "stream_url") and value:
                 value = mask_url(value)
             elif spec.name == "headers":  # an Authorization / X-Api-Key value is a key
                 value = masked_headers(value)

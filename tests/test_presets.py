@@ -467,3 +467,16 @@ def test_only_the_stream_request_goes_to_the_stream_url() -> None:
     keyed = ep.replace(stream_url=ep.stream_url + "&key=AIza-in-the-url-999")
     spec = build_request(keyed, msgs, {}, stream=True, api_key=None)
     assert "AIza-in-the-url-999" in spec.secrets  # a key in the stream URL is masked like one in url
+
+
+def test_a_key_in_the_stream_url_is_masked_where_endpoints_are_shown(ip: Any, capsys: Any) -> None:
+    from nbllm._widget_cards import details_html
+
+    secret = "AIzaSyTEST-stream-url-key-0001"
+    ep = nbllm.Endpoint.from_preset("gq", "gemini", api_key_env=None)
+    ep = ep.replace(stream_url=f"{ep.stream_url}&key={secret}")
+    nbllm.registry().add(ep, overwrite=True)
+    ip.run_line_magic("llm_model", "show gq")
+    out = capsys.readouterr().out
+    assert "stream_url" in out and secret not in out
+    assert secret not in details_html(ep, False) and secret not in repr(ep)
