@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from nbllm._demo_images import ImageRefused, image_answer
-from nbllm._demo_replies import ERROR_EVENT, ROUTES, BadRequest, Plan, Reply, dumps, error_body
+from nbllm._demo_replies import ERROR_EVENT, BadRequest, Plan, Reply, dumps, error_body, match_route
 from nbllm._exceptions import UsageError
 from nbllm._validate import check_int, check_number, check_str
 
@@ -55,10 +55,11 @@ _ERROR_TYPES = {
 
 
 class _Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "path", "version")
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "version")
 
     def __init__(self, method: str, path: str, version: str, headers: dict[str, str]) -> None:
-        self.method, self.path, self.version, self.headers = method, path, version, headers
+        self.method, self.version, self.headers = method, version, headers
+        self.path, _, self.query = path.partition("?")
         connection = headers.get("connection", "").lower()
         if version == "HTTP/1.0":
             self.keep_alive = connection == "keep-alive"
@@ -90,7 +91,10 @@ class DemoServer:
     >>> with DemoServer() as srv:               # doctest: +SKIP
     ...     httpx.post(srv.url + "/chat/completions", json={"messages": [...]})
 
-    ``api_key``: when set, requests need ``Authorization: Bearer <api_key>`` (else 401).
+    ``api_key``: when set, requests need ``Authorization: Bearer <api_key>`` (else 401); the
+    Anthropic and Gemini routes (``/v1/messages``, ``/v1beta/models/M:generateContent`` and
+    ``:streamGenerateContent`` with or without ``?alt=sse``) also take it as ``x-api-key`` /
+    ``x-goog-api-key``, as those APIs send it.
     ``chunk_delay``: seconds before each streamed chunk (non-streaming answers wait
     ``chunk_delay`` per piece in total); ``first_token_delay``: seconds before the response
     headers. Both are overridden per request by ``[[delay:S]]`` and ``[[ttft:S]]``.
@@ -302,7 +306,7 @@ class DemoServer:
             name, sep, value = line.partition(":")
             if sep:
                 headers[name.strip().lower()] = value.strip()
-        request = _Request(parts[0], parts[1].partition("?")[0], parts[2], headers)
+        request = _Request(parts[0], parts[1], parts[2], headers)
         if headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -383,7 +387,7 @@ class DemoServer:
                     "json": None if isinstance(body, Exception) else body,
                 }
             )
-        if self.api_key is not None and req.headers.get("authorization") != (f"Bearer {self.api_key}"):
+        if self.api_key is not None and not self._key_ok(req.headers):
             message = "Invalid API key: send 'Authorization: Bearer <key>' with the server's key"
             return await self._error_reply(writer, 401, message, keep)
         if req.method == "GET" and req.path == "/v1/models":
@@ -393,7 +397,7 @@ class DemoServer:
             return await self._send(writer, 200, {"object": "list", "data": models}, keep)
         if req.path == "/v1/images/generations" or req.path.startswith("/v1/images/files/"):
             return await self._image_route(req, body, writer, keep)
-        route = ROUTES.get(req.path) if req.method == "POST" else None
+        route = match_route(req.path, req.query) if req.method == "POST" else None
         if route is None:
             return await self._error_reply(writer, 404, f"Unknown route: {req.method} {req.path}", keep)
         if not isinstance(body, dict):
@@ -444,6 +448,14 @@ class DemoServer:
         if isinstance(model, str) and len(self._models) < 1000:
             self._models[model] = None
         return await self._send(writer, 200, answer.body, keep)
+
+    def _key_ok(self, headers: dict[str, str]) -> bool:
+        """The key as OpenAI (Bearer), Anthropic (x-api-key) or Gemini (x-goog-api-key) send it."""
+        return self.api_key in (
+            headers.get("authorization", "").removeprefix("Bearer "),
+            headers.get("x-api-key"),
+            headers.get("x-goog-api-key"),
+        )
 
     def _fault(self, plan: Plan) -> str | None:
         if plan.once:

@@ -34,6 +34,7 @@ __all__ = [
     "Plan",
     "Reply",
     "error_body",
+    "match_route",
     "plan",
 ]
 
@@ -518,3 +519,190 @@ ROUTES: dict[str, type[Reply]] = {
     "/tgi/generate_stream": TgiStreamReply,
     "/custom/chat": CustomReply,
 }
+
+
+# ---- non-OpenAI provider shapes (Anthropic Messages, Gemini generateContent) ------------------
+# Lenient (unknown fields are ignored) but shaped like the real APIs, so the "anthropic" and
+# "gemini" presets work against the demo server unchanged.
+
+
+class AnthropicReply(Reply):
+    """Anthropic ``/v1/messages``: top-level ``system``, ``content`` blocks; when streamed, SSE
+    with ``event:`` names (message_start, content_block_delta, message_delta, message_stop)."""
+
+    id_prefix = "msg_demo_"
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        text, words = _from_messages(body)
+        system = body.get("system")
+        words += len(system.split()) if isinstance(system, str) else 0
+        return plan(text, words, _cap(body.get("max_tokens"), "max_tokens"))
+
+    def stop_reason(self) -> str:
+        return "max_tokens" if self.plan.finish_reason == "length" else "end_turn"
+
+    def message(self, content: list[Any], stop: str | None, output_tokens: int) -> Any:
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.plan.prompt_tokens, "output_tokens": output_tokens},
+        }
+
+    def head(self) -> bytes:
+        start = {"type": "message_start", "message": self.message([], None, 1)}
+        block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        return self.frame(start, "message_start") + self.frame(block, "content_block_start")
+
+    def body(self) -> Iterator[bytes]:
+        template = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": SLOT}}
+        return map(self.encoder(template, "content_block_delta"), self.plan.pieces)
+
+    def tail(self) -> bytes:
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": self.stop_reason(), "stop_sequence": None},
+            "usage": {"output_tokens": self.plan.completion_tokens},
+        }
+        return (
+            self.frame({"type": "content_block_stop", "index": 0}, "content_block_stop")
+            + self.frame(delta, "message_delta")
+            + self.frame({"type": "message_stop"}, "message_stop")
+        )
+
+    def whole(self) -> Any:
+        content = [{"type": "text", "text": self.plan.text}]
+        return self.message(content, self.stop_reason(), self.plan.completion_tokens)
+
+    def error_event(self) -> bytes:
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        return self.frame(error, "error")
+
+
+def _gemini_text(content: Any) -> str:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    if not isinstance(parts, list):
+        return ""
+    return " ".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+
+
+class GeminiReply(Reply):
+    """Gemini ``/v1beta/models/{model}:generateContent`` (``contents`` of ``parts``, role
+    ``model`` for the assistant); the model comes from the URL, not the body."""
+
+    id_prefix = "demo"
+    always_stream: ClassVar[bool | None] = False
+
+    def __init__(self, body: dict[str, Any], number: int, model: str = "demo") -> None:
+        super().__init__(body, number)
+        self.model = model
+
+    def make_plan(self, body: dict[str, Any]) -> Plan:
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise BadRequest("* GenerateContentRequest.contents: contents is not specified", param="contents")
+        texts = [_gemini_text(c) for c in contents]
+        users = [
+            t
+            for c, t in zip(contents, texts, strict=True)
+            if isinstance(c, dict) and c.get("role") != "model"
+        ]
+        words = sum(len(t.split()) for t in [*texts, _gemini_text(body.get("systemInstruction"))])
+        config = body.get("generationConfig")
+        cap = config.get("maxOutputTokens") if isinstance(config, dict) else None
+        return plan(users[-1] if users else texts[-1], words, _cap(cap, "maxOutputTokens"))
+
+    def chunk(self, text: Any, last: bool) -> Any:
+        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+        usage: dict[str, Any] = {"promptTokenCount": self.plan.prompt_tokens}
+        if last:
+            candidate["finishReason"] = "MAX_TOKENS" if self.plan.finish_reason == "length" else "STOP"
+            usage["candidatesTokenCount"] = self.plan.completion_tokens
+        usage["totalTokenCount"] = self.plan.prompt_tokens + usage.get("candidatesTokenCount", 0)
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": self.model,
+            "responseId": self.id,
+        }
+
+    def frame(self, obj: Any, event: str | None = None) -> bytes:
+        return f"data: {dumps(obj)}\r\n\r\n".encode()  # Gemini's SSE separates events with CRLFs
+
+    def piece_template(self) -> Any:
+        return self.chunk(SLOT, False)
+
+    def tail(self) -> bytes:
+        return self.frame(self.chunk("", True))
+
+    def whole(self) -> Any:
+        return self.chunk(self.plan.text, True)
+
+    def error_event(self) -> bytes:
+        return self.frame(
+            {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+        )
+
+
+class GeminiSSEReply(GeminiReply):
+    """``:streamGenerateContent?alt=sse``."""
+
+    always_stream = True
+
+
+class GeminiArrayReply(GeminiSSEReply):
+    """``:streamGenerateContent`` without ``alt=sse``: ONE JSON array, sent element by element."""
+
+    @property
+    def content_type(self) -> str:
+        return "application/json; charset=UTF-8"
+
+    def head(self) -> bytes:
+        return b"["
+
+    def frame(self, obj: Any, event: str | None = None) -> bytes:
+        return b"\r\n," + dumps(obj).encode()
+
+    def body(self) -> Iterator[bytes]:
+        pieces = iter(self.plan.pieces)
+        for first in pieces:  # the first element has no comma before it
+            yield dumps(self.chunk(first, False)).encode()
+            yield from map(self.encoder(self.piece_template()), pieces)
+            return
+
+    def tail(self) -> bytes:
+        last = dumps(self.chunk("", True)).encode()
+        return (b"\r\n," + last if self.plan.pieces else last) + b"\r\n]"
+
+    def error_event(self) -> bytes:
+        return super().error_event() + b"\r\n]"
+
+    def malformed(self) -> bytes:
+        return b"\r\n,{not json"
+
+
+_GEMINI_ROUTE = re.compile(r"^/v1(?:beta)?/models/([^/:]+):(generateContent|streamGenerateContent)\Z")
+
+
+def match_route(path: str, query: str = "") -> Callable[[dict[str, Any], int], Reply] | None:
+    """The reply class for a POST to ``path`` (``query``: the raw query string, for Gemini's
+    ``alt=sse``): the fixed ``ROUTES``, Anthropic's ``/v1/messages`` or a Gemini model URL."""
+    fixed = ROUTES.get(path)
+    if fixed is not None:
+        return fixed
+    if path == "/v1/messages":
+        return AnthropicReply
+    m = _GEMINI_ROUTE.match(path)
+    if m is None:
+        return None
+    from urllib.parse import parse_qs, unquote
+
+    if m[2] == "generateContent":
+        cls: type[GeminiReply] = GeminiReply
+    else:
+        cls = GeminiSSEReply if parse_qs(query).get("alt") == ["sse"] else GeminiArrayReply
+    return partial(cls, model=unquote(m[1]))

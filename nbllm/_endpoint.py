@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ._exceptions import ConfigError, UsageError
 from ._extract import compile_path
@@ -211,16 +211,16 @@ def _err(fld: str, message: str, hint: str | None = None) -> ConfigError:
     return ConfigError(message, field=fld, hint=hint)
 
 
-def _url_parts(url: str) -> tuple[str, str]:
+def _url_parts(url: str, fld: str = "url") -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _err(
-            "url", f"{mask_url(url)!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000/v1)"
+            fld, f"{mask_url(url)!r} is not an http(s) URL with a host (e.g. http://127.0.0.1:8000/v1)"
         )
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        raise _err("url", f"{mask_url(url)!r} has an invalid port") from exc
+        raise _err(fld, f"{mask_url(url)!r} has an invalid port") from exc
     return parts.scheme, parts.path.rstrip("/")
 
 
@@ -269,6 +269,7 @@ class Endpoint:
 
     name: str
     url: str = ""
+    stream_url: str | None = None  # posted to when streaming (Gemini, TGI); None: url
     model: str | None = None
     type: Literal["chat", "completion", "image"] | None = None
     api_key_env: str | None = None
@@ -322,6 +323,7 @@ class Endpoint:
     # derived once in __post_init__ (the object is frozen): read on every call, so not recomputed
     _dialect: str = field(default="", init=False, repr=False, compare=False)
     _request_url: str = field(default="", init=False, repr=False, compare=False)
+    _stream_request_url: str = field(default="", init=False, repr=False, compare=False)
     _plans: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -359,6 +361,12 @@ class Endpoint:
             _, path = _url_parts(self.url)
         else:
             path = ""
+        if self.stream_url is not None:
+            check_str("stream_url", self.stream_url, empty=True, error=ConfigError)
+            if not self.stream_url.strip():
+                s("stream_url", None)
+            else:
+                _url_parts(self.stream_url, fld="stream_url")
         if (
             self.url
             and "@" in urlsplit(self.url).netloc
@@ -594,12 +602,30 @@ class Endpoint:
         """The URL actually posted to (a base URL completed with /chat/completions etc.)."""
         return self._request_url
 
+    @property
+    def stream_request_url(self) -> str:
+        """The URL a streaming call posts to: ``stream_url`` completed like ``url``, else ``request_url``."""
+        return self._stream_request_url
+
     def _derive(self) -> None:
         path = _url_parts(self.url)[1] if self.url else ""
         family = (
             "ollama" if path.endswith(("/api/chat", "/api/generate")) and self.type != "image" else "openai"
         )
         self._set("_dialect", f"{family}-{self.type}")
+        self._set("_request_url", self._complete(self.url))
+        self._set(
+            "_stream_request_url", self._complete(self.stream_url) if self.stream_url else self._request_url
+        )
+
+    def _complete(self, url: str) -> str:
+        """``url`` with ``{model}`` filled in (URL-quoted) and, unless it names its own API,
+        /chat/completions or /completions added to its path (the query is kept)."""
+        if not url:
+            return url
+        if "{model}" in url:
+            url = url.replace("{model}", quote(self.model_name, safe=""))
+        path = _url_parts(url)[1]
         append = self.append_path
         if append is None:
             append = not (
@@ -609,12 +635,11 @@ class Endpoint:
                 or ":" in path.rsplit("/", 1)[-1]  # a custom method (Gemini's :streamGenerateContent)
                 or self.body_template is not None
             )
-        if not self.url or not append:
-            self._set("_request_url", self.url)
-            return
+        if not append:
+            return url
         suffix = {"chat": "/chat/completions", "image": _IMAGE_SUFFIX}.get(self.type or "", "/completions")
-        parts = urlsplit(self.url)
-        self._set("_request_url", urlunsplit((parts.scheme, parts.netloc, path + suffix, parts.query, "")))
+        parts = urlsplit(url)
+        return urlunsplit((parts.scheme, parts.netloc, path + suffix, parts.query, ""))
 
     def path(self, fld: str) -> str | None:
         """The configured JSONPath for ``fld``, or the dialect's default."""
@@ -659,6 +684,28 @@ class Endpoint:
         if "name" not in data:
             raise _err("name", "is required")
         return cls(**data)
+
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        preset: str | None = None,
+        *,
+        model: str | None = None,
+        url: str | None = None,
+        **overrides: Any,
+    ) -> Endpoint:
+        """An endpoint for a provider preset (``%llm_model presets`` lists them; docs/presets.md):
+        ``Endpoint.from_preset("claude", "anthropic", model="claude-3-5-haiku-latest")``.
+        ``url`` moves it to another server (a base URL; the preset's paths are kept), and any
+        other field in ``overrides`` replaces the preset's. With one argument it is the preset
+        and the name: ``Endpoint.from_preset("gemini")``. Unknown preset: ``ConfigError``."""
+        from ._presets import preset_fields
+
+        check_str("name", name, error=UsageError)
+        _check_keys(overrides)
+        fields = preset_fields(name if preset is None else preset, model=model, url=url, **overrides)
+        return cls(name=name, **fields)
 
     @classmethod
     def from_opencharacters(cls, line: str, *, name: str | None = None) -> Endpoint:

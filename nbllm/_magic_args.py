@@ -109,6 +109,7 @@ On the line, {expr} and $name outside single quotes are replaced by Python value
 
 examples:
   %llm_model add local --url http://127.0.0.1:8000/v1 --model tgi --key-env MY_KEY --default
+  %llm_model add claude --preset anthropic --model claude-3-5-haiku-latest
   %llm_model add {name:"dolly", endpointUrl:"http://127.0.0.1:8000/v1/completions"}
   %llm_model add bot --url http://127.0.0.1:9000/chat --request-format '{"customFields": {"bot_id": "7"}}'
   %llm_model edit bot --response-path '$.messages[0].content' --timeout 30
@@ -127,6 +128,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "test": "send a tiny prompt: status, latency, first token, streaming, response path",
     "form": "open the endpoint form (widget)",
     "models": "list the models a server offers (and their context length), by endpoint name or URL",
+    "presets": "table of provider presets for add --preset (API, URL, key variable)",
 }
 
 
@@ -255,6 +257,7 @@ def model_parser() -> _Parser:
     add = sub(
         "add",
         usage="%(prog)s NAME --url URL [options]\n"
+        "       %(prog)s NAME --preset P [--model M] [--key-env VAR] [--url BASE] [options]\n"
         '       %(prog)s {name:"...", endpointUrl:"...", ...} [NAME] [options]',
         epilog='An OpenCharacters line is pasted as is, right after "add"; options after it override it.\n'
         'AutoDev: --url URL --request-format \'{"customFields": ..., "customHeaders": ...,\n'
@@ -267,6 +270,14 @@ def model_parser() -> _Parser:
         type=_json_arg,
         metavar="JSON",
         help="AutoDev request format: customFields, customHeaders, messageKeys",
+    )
+    add.add_argument(
+        "--preset",
+        metavar="P",
+        help=_h(
+            "start from a provider preset (%llm_model presets lists them); --url then moves it to another "
+            "server, other options override it"
+        ),
     )
     add.add_argument("--replace", action="store_true", help="overwrite an endpoint of the same name")
     sub("show").add_argument("name", metavar="NAME")
@@ -281,6 +292,7 @@ def model_parser() -> _Parser:
     test = sub("test")
     test.add_argument("name", nargs="?", metavar="NAME", help="endpoint to test (default: the default one)")
     sub("form")
+    sub("presets")
     sub("models").add_argument(
         "name",
         nargs="?",

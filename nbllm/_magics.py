@@ -129,6 +129,7 @@ class LLMMagics(Magics):
             "test": self._test,
             "form": self._form,
             "models": self._models,
+            "presets": self._presets,
         }
         command = args.command or "list"
         try:
@@ -165,6 +166,9 @@ class LLMMagics(Magics):
         if oc_line is not None:
             ep = Endpoint.from_opencharacters(oc_line, name=args.name)
             changes = endpoint_changes(args, edit=False, current_headers=ep.headers)
+        elif args.preset is not None:
+            ep = self._from_preset(args)
+            changes = {}
         elif args.request_format is not None:
             if not args.name or not args.url:
                 raise UsageError(
@@ -194,6 +198,36 @@ class LLMMagics(Magics):
         )
         if ep.secret is not None:
             print(_KEY_WARNING.format(masked=ep.secret.masked()), file=sys.stderr)
+        if args.preset is not None:
+            from ._presets import PRESETS
+
+            given = {"url": args.url, "model": args.model}
+            missing = [n for n in PRESETS[args.preset]["needs"] if not given.get(n.split()[0])]
+            if missing:
+                print(
+                    f"The {args.preset} preset wants you to give: {'; '.join(missing)} "
+                    f"(%llm_model edit {ep.name} --url ... / --model ...)"
+                )
+
+    @staticmethod
+    def _from_preset(args: Namespace) -> Endpoint:
+        """``add NAME --preset P``: the preset's fields, --url as the server to move it to, every
+        other option on top (headers merged into the preset's)."""
+        from ._presets import preset_fields
+
+        if not args.name:
+            raise UsageError(f"%llm_model add: give a NAME, e.g. %llm_model add mine --preset {args.preset}")
+        headers = preset_fields(args.preset).get("headers", {})
+        changes = endpoint_changes(args, edit=False, current_headers=headers)
+        changes.pop("url", None)
+        return Endpoint.from_preset(args.name, args.preset, url=args.url, **changes)
+
+    def _presets(self, args: Namespace, _: str | None) -> None:
+        from ._presets import preset_rows
+
+        rows = [list(row) for row in preset_rows()]
+        note = "%llm_model add NAME --preset P [--model M] [--key-env VAR] [--url BASE] · docs/presets.md"
+        show(table_bundle(["preset", "API", "URL", "key variable"], rows, note), raw=True)
 
     def _show(self, args: Namespace, _: str | None) -> None:
         reg = registry()
@@ -220,7 +254,7 @@ class LLMMagics(Magics):
                 appended = bool(ep.url) and ep.request_url != ep.url
                 rows.append([spec.name, f"{appended}  (default: from the URL)"])
                 continue
-            if spec.name == "url":
+            if spec.name in ("url", "stream_url") and value:
                 value = mask_url(value)
             elif spec.name == "headers":  # an Authorization / X-Api-Key value is a key
                 value = masked_headers(value)

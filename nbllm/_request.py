@@ -167,6 +167,8 @@ def request_secrets(ep: Endpoint, headers: Mapping[str, str], api_key: str | Non
     found = [api_key] if api_key else []
     found += [v for k, v in headers.items() if is_auth_header(k)]
     found += url_secrets(ep.request_url)
+    if ep.stream_request_url != ep.request_url:
+        found += url_secrets(ep.stream_request_url)
     forms = set()
     for value in found:
         remember(value)
@@ -415,7 +417,7 @@ def build_request(
     except TypeError:  # e.g. an integer over 64 bits in params: the stdlib handles it
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     return RequestSpec(
-        url=ep.request_url,
+        url=ep.stream_request_url if want_stream else ep.request_url,
         body=raw,
         json=body,
         stream=want_stream,

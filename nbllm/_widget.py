@@ -55,7 +55,9 @@ class ModelManager(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type in
         self.add_button = W.Button(description="New model", icon="plus", button_style="primary")
         self.cards_box = W.VBox()
         self.cards_box.add_class("nbllm-cards")
-        self.form = EndpointForm(self.registry, on_saved=self._saved, on_cancel=self.show_models)
+        self.form = EndpointForm(
+            self.registry, on_saved=self._saved, on_cancel=self.show_models, worker=self.worker
+        )
         self.sandbox = Sandbox(self.registry, self.worker)
         models_page = W.VBox([W.HBox([self.add_button, self.refresh_button]), self.cards_box])
         self.tabs = W.Tab(children=[models_page, self.form.widget, self.sandbox.widget])

@@ -110,7 +110,11 @@ def details_html(ep: nbllm.Endpoint, is_default: bool) -> str:
     for key, value in ep.to_dict().items():
         if key not in ("name", "api_key_env"):
             rows[key] = (
-                mask_url(value) if key == "url" else masked_headers(value) if key == "headers" else value
+                mask_url(value)
+                if key in ("url", "stream_url")
+                else masked_headers(value)
+                if key == "headers"
+                else value
             )
     rows["response path (effective)"] = ep.path("response_path")
     rows["stream path (effective)"] = ep.path("stream_path")

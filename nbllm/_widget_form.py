@@ -20,7 +20,7 @@ from ._exceptions import ConfigError
 from ._fields import FIELDS, GROUPS, TRISTATE, FieldSpec, by_name
 from ._redact import mask_url
 from ._registry import Registry
-from ._widget_common import LABEL_STYLE, FieldError, esc, note, show
+from ._widget_common import LABEL_STYLE, FieldError, Worker, describe_error, esc, note, show
 
 __all__ = ["EndpointForm"]
 
@@ -125,9 +125,16 @@ class EndpointForm:
     """
 
     def __init__(
-        self, registry: Callable[[], Registry], on_saved: Callable[[str], None], on_cancel: Callable[[], None]
+        self,
+        registry: Callable[[], Registry],
+        on_saved: Callable[[str], None],
+        on_cancel: Callable[[], None],
+        worker: Worker | None = None,
     ) -> None:
+        from ._presets import PRESETS, preset_names
+
         self._registry = registry
+        self.worker = worker or Worker()
         self._on_saved = on_saved
         self._on_cancel = on_cancel
         self.editing: str | None = None
@@ -137,6 +144,18 @@ class EndpointForm:
 
         self.title = W.HTML()
         spec = by_name
+        # a provider preset pre-fills the fields (nbllm/_presets.py); the note says what it set
+        self.preset = W.Dropdown(
+            description="Preset",
+            options=[("(none: a custom model)", "")]
+            + [(f"{PRESETS[n]['title']} ({n})", n) for n in preset_names()],
+            value="",
+            style=LABEL_STYLE,
+            layout=W.Layout(width="640px"),
+        )
+        self.preset.add_class("nbllm-preset")
+        self.preset_note = W.HTML(layout=W.Layout(margin="0 0 4px 158px"))
+        self.preset_note.add_class("nbllm-preset-note")
         self.url = _text(spec("url").label, spec("url").placeholder)
         self.api_key = _text(spec("api_key").label, spec("api_key").placeholder, cls=W.Password)
         self.key_note = W.HTML(layout=W.Layout(margin="0 0 4px 158px"))
@@ -144,7 +163,22 @@ class EndpointForm:
         self.forget_key = W.Checkbox(
             description="Forget the stored key", indent=False, layout=W.Layout(margin="0 0 0 158px")
         )
-        self.model = _text(spec("model").label, spec("model").placeholder)
+        # free text plus the server's models once "List models" has asked it
+        self.model = _text(
+            spec("model").label, spec("model").placeholder, cls=W.Combobox, ensure_option=False
+        )
+        self.list_models_button = W.Button(
+            description="List models",
+            icon="list",
+            tooltip="ask the server at the URL (with the key) which models it offers",
+            layout=W.Layout(width="auto", margin="0 0 0 158px"),
+        )
+        self.list_models_button.add_class("nbllm-list-models")
+        self.models_note = W.HTML()
+        self.models_note.add_class("nbllm-models-note")
+        self._models: dict[str, Any] = {}  # model id -> ModelInfo from the last list
+        self._applying = False  # the preset dropdown is being reset, not chosen
+        self._preset_env: str | None = None  # the chosen preset's key variable
         self.name = _text(spec("name").label, spec("name").placeholder)
         self.type = W.Dropdown(
             description=spec("type").label,
@@ -192,11 +226,13 @@ class EndpointForm:
         self.widget = W.VBox(
             [
                 self.title,
+                W.VBox([self.preset, self.preset_note]),
                 row("url", self.url),
                 W.VBox([self.api_key, self.key_note, self.errors["api_key"].widget]),
                 row("api_key_env", self.api_key_env),
                 self.forget_key,
                 row("model", self.model),
+                W.HBox([self.list_models_button, self.models_note]),
                 row("name", self.name),
                 row("type", self.type),
                 self.make_default,
@@ -213,6 +249,9 @@ class EndpointForm:
         self.api_key.observe(self._take_key, names="value")
         self.url.observe(self._url_changed, names="value")
         self.type.observe(self._type_changed, names="value")
+        self.preset.observe(self._preset_chosen, names="value")
+        self.model.observe(self._model_chosen, names="value")
+        self.list_models_button.on_click(lambda _b: self.list_models())
         self.save_button.on_click(lambda _b: self.save())
         self.cancel_button.on_click(lambda _b: self.cancel())
         self.clear_button.on_click(lambda _b: self.reset())
@@ -266,6 +305,107 @@ class EndpointForm:
         if not self._setting_type:
             self._type_chosen = True
 
+    # ---- presets and the model list ------------------------------------------------------------
+    def _clear_preset_and_models(self) -> None:
+        self._applying = True
+        try:
+            self.preset.value = ""
+        finally:
+            self._applying = False
+        self.preset_note.value = ""
+        self._preset_env = None
+        self._models = {}
+        self.model.options = ()
+        self.models_note.value = ""
+
+    def _preset_chosen(self, change: dict[str, Any]) -> None:
+        if self._applying or not change["new"]:
+            return
+        self.apply_preset(change["new"])
+
+    def apply_preset(self, name: str) -> None:
+        """Fill the inputs from preset ``name``: its fields set, every other advanced field back
+        to its default; the name, a received key and the mode (add/edit) are kept. The note
+        under the dropdown says what was set and what is still needed."""
+        from ._presets import PRESETS, preset_fields
+
+        fields = preset_fields(name)
+        self._preset_env = fields.get("api_key_env")
+        self.url.value = fields.get("url", "")
+        self.model.value = fields.get("model", "")
+        self.api_key_env.value = fields.get("api_key_env", "") if self._pending_key is None else ""
+        for spec in _ADVANCED:
+            self.inputs[spec.name].value = _shown(spec, fields.get(spec.name, spec.default))
+        if "type" in fields:
+            self._set_type(fields["type"])
+        self._models = {}
+        self.model.options = ()
+        self.models_note.value = ""
+        p = PRESETS[name]
+        set_ = ", ".join(k for k in fields if k not in ("url", "model", "api_key_env"))
+        key = f"key from ${fields['api_key_env']}" if fields.get("api_key_env") else "no key"
+        model = f"model {fields['model']!r}" if fields.get("model") else "no model"
+        lines = [f"{p['title']} ({p['api']}): URL, {model}, {key}"]
+        if set_:
+            lines.append(f"also set: {set_}")
+        if p["needs"]:
+            lines.append("you give: " + "; ".join(p["needs"]))
+        self.preset_note.value = note(" · ".join(lines), "muted") + note(
+            f'wire format: <a href="{esc(p["docs"])}" target="_blank">{esc(p["docs"])}</a>', "muted", raw=True
+        )
+
+    def _probe(self) -> Endpoint:
+        """An Endpoint from the inputs as they are (for listing models), key included."""
+        values, errors = self._collect()
+        if errors:
+            fld, message = next(iter(errors.items()))
+            raise ConfigError(message, field=fld)
+        keys = self._key_changes()
+        if self.editing is not None and "api_key" not in keys:
+            keys["api_key"] = self._registry().get(self.editing).api_key
+        return Endpoint(name=self.name.value.strip() or "probe", **values, **keys)
+
+    def list_models(self) -> None:
+        """Ask the server at the URL for its models (in a worker thread): the Model input then
+        offers them, and picking one with a known context length fills Max sequence length."""
+        if self.api_key.value:
+            self._take_key({"new": self.api_key.value})
+        try:
+            ep = self._probe()
+        except ConfigError as exc:
+            self.models_note.value = note(f"cannot ask yet: {exc.field}: {_strip_field(exc)}", "error")
+            return
+        self.models_note.value = note(f"asking {mask_url(ep.url)} …", "muted")
+
+        def run() -> None:
+            from ._discovery import list_models
+
+            models = list_models(ep, timeout=10.0)
+            self._models = {m.id: m for m in models}
+            self.model.options = tuple(self._models)
+            sized = sum(1 for m in models if m.context_length)
+            extra = f", {sized} with a context length" if sized else ""
+            self.models_note.value = note(
+                f"{len(models)} model(s){extra}: pick one in the Model field"
+                if models
+                else "the server lists no models",
+                "ok" if models else "muted",
+            )
+
+        def failed(exc: BaseException) -> None:
+            self.models_note.value = note(describe_error(exc), "error")
+
+        self.worker.start("list-models", run, on_error=failed)
+
+    def _model_chosen(self, change: dict[str, Any]) -> None:
+        info = self._models.get(str(change["new"]))
+        if info is None or not info.context_length:
+            return
+        self.inputs["max_seq_len"].value = str(info.context_length)
+        self.models_note.value = note(
+            f"max sequence length set to {info.context_length} (reported by the server)", "ok"
+        )
+
     # ---- modes ---------------------------------------------------------------------------------
     def reset(self) -> None:
         """Empty the form and go back to "add" mode."""
@@ -279,6 +419,7 @@ class EndpointForm:
         self._type_chosen = False
         self.make_default.value = False
         self.forget_key.value = False
+        self._clear_preset_and_models()
         show(self.forget_key, False)
         show(self.cancel_button, False)
         self.title.value = "<h3 style='margin:4px 0'>Add a custom model</h3>"
@@ -349,6 +490,8 @@ class EndpointForm:
     def _key_changes(self) -> dict[str, Any]:
         env = self.api_key_env.value.strip() or None
         key = self._pending_key
+        if key is not None and env is not None and env == self._preset_env:
+            env = None  # a pasted key replaces the preset's key variable
         if self.editing is None:
             return {"api_key_env": env, "api_key": key}
         if key is not None or env is not None:

@@ -198,6 +198,26 @@ ENDPOINT_ROWS: list[Row] = [
         ("request_format", "object"),
     ),
     ("from_autodev-name", lambda: nbllm.Endpoint.from_autodev(5, URL), ConfigError, ("name",)),
+    ("stream_url-type", lambda: ep(stream_url=5), ConfigError, ("stream_url", "string", "int")),
+    ("stream_url-scheme", lambda: ep(stream_url="ftp://h/s"), ConfigError, ("stream_url", "http(s) URL")),
+    (
+        "from_preset-unknown",
+        lambda: nbllm.Endpoint.from_preset("x", "antropic"),
+        ConfigError,
+        ("unknown preset 'antropic'", "did you mean 'anthropic'"),
+    ),
+    (
+        "from_preset-url",
+        lambda: nbllm.Endpoint.from_preset("x", "openai", url=5),
+        ConfigError,
+        ("url", "int"),
+    ),
+    (
+        "from_preset-field",
+        lambda: nbllm.Endpoint.from_preset("x", "openai", timout=5),
+        ConfigError,
+        ("timout", "timeout"),
+    ),
 ]
 
 CALL_ROWS: list[Row] = [
@@ -738,7 +758,7 @@ def test_the_table_covers_every_public_entry_point() -> None:
         "finish_reason_path",
     }
     assert fields - same_check_as_response_path <= prefixes, fields - prefixes
-    assert {"replace", "from_dict", "from_opencharacters", "from_autodev"} <= prefixes
+    assert {"replace", "from_dict", "from_opencharacters", "from_autodev", "from_preset"} <= prefixes
     assert {"rescore", "summary", "side_by_side", "save"} <= prefixes  # the df.llm accessor
     assert {r[0].split("-")[0] for r in MAGIC_ROWS} == {"model", "llm", "eval"}
     assert len(MAGIC_ROWS) >= 10

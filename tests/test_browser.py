@@ -275,3 +275,42 @@ def test_model_form_in_notebook7(nb7: lb.JupyterLab, chromium: Any, page: Any) -
     assert mgr.locator(".nbllm-sandbox-text").inner_text() == "You said: " + ANSWER_WORDS
     check_saved(lab, page, "nb7.ipynb", must_contain="nb7-model")
     check_network(chromium, page, known=own_errors)
+
+
+def test_presets_and_model_list_in_jupyterlab(
+    lab: lb.JupyterLab, chromium: Any, page: Any, tmp_path: Path
+) -> None:
+    """Choose a preset, see the fields filled and the note; choose another, point it at the demo
+    server, List models, pick one from the server's list, save."""
+    port = lb.free_port()  # a notebook of its own: the other test's demo server keeps its port
+    notebook(lab.root_dir / "presets.ipynb", port)
+    demo_url = f"http://127.0.0.1:{port}/v1"
+    lb.open_notebook(page, lab.url, lab.token, "presets.ipynb")
+    lb.run_all(page)
+    mgr = page.locator(".nbllm-model-manager")
+    mgr.wait_for()
+    lb.button(mgr, "New model").click()
+    form = mgr.locator(".nbllm-form")
+
+    form.locator(".nbllm-preset select").select_option(label="Anthropic Messages (anthropic)")
+    form.locator(".nbllm-preset-note", has_text="also set: auth_header").wait_for()
+    assert lb.widget_input(form, "Endpoint URL").input_value() == "https://api.anthropic.com/v1/messages"
+    assert lb.widget_input(form, "API key env var").input_value() == "ANTHROPIC_API_KEY"
+
+    form.locator(".nbllm-preset select").select_option(label="vLLM (OpenAI-compatible server) (vllm)")
+    form.locator(".nbllm-preset-note", has_text="vLLM").wait_for()
+    lb.widget_input(form, "Endpoint URL").fill("")
+    lb.type_into(form, "Endpoint URL", demo_url)
+    lb.type_into(form, "API key", KEY)
+    form.locator("text=key received").wait_for()
+    lb.button(form, "List models").click()
+    form.locator(".nbllm-models-note", has_text="model(s)").wait_for()
+    options = form.locator("datalist option").evaluate_all("els => els.map(e => e.value)")
+    assert "demo" in options, options
+    lb.type_into(form, "Model name", "demo")  # the browser offers the list while typing
+    shoot(form, "presets.png", tmp_path)
+    lb.button(mgr, "Add custom model").click()
+    mgr.locator(".nbllm-card", has_text="demo").wait_for()
+    ep = nbllm.Registry(lab.config_dir).get("demo")  # type: ignore[attr-defined]
+    assert ep.url == demo_url and ep.model == "demo" and ep.api_key is not None
+    check_network(chromium, page)

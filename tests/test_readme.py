@@ -27,6 +27,9 @@ def test_readme_examples_run() -> None:
     assert "You said: Stream this" in text
     assert "You said: renamed keys" in text
     assert "You said: filter the events" in text
+    assert "You said: Hello Claude" in text and "You said: Stream from Claude" in text
+    assert "You said: Hello Gemini" in text and ":streamGenerateContent?alt=sse" in text
+    assert "You said: Stream from Gemini" in text
     assert 'You said: JSON braces {"survive": true}' in text
     assert "SHOUT THIS" in text
     assert "image/png b'\\x89PNG' A 64x64 gradient for: a lighthouse at dusk 0.02" in text

@@ -590,3 +590,83 @@ def test_llm_model_magic_and_the_form_see_each_others_changes(server: nbllm.Demo
     f.tabs.selected_index = 2  # switching tabs re-reads the registry
     assert set(f.cards) == {"by-form"} and list(f.sandbox.model.options) == ["by-form"]
     f.close_all()
+
+
+# ---- presets and the model list -----------------------------------------------------------------
+
+
+def test_preset_prefills_the_fields_and_says_what_it_set(
+    form: ModelManager, server: nbllm.DemoServer
+) -> None:
+    f = form.form
+    f.preset.value = "anthropic"
+    assert (
+        f.url.value == "https://api.anthropic.com/v1/messages" and f.model.value == "claude-3-5-haiku-latest"
+    )
+    assert f.api_key_env.value == "ANTHROPIC_API_KEY"
+    assert f.inputs["auth_header"].value == "x-api-key" and f.inputs["auth_scheme"].value == ""
+    assert json.loads(f.inputs["headers"].value) == {"anthropic-version": "2023-06-01"}
+    assert "content_block_delta" in f.inputs["stream_path"].value
+    shown = unescape(f.preset_note.value)
+    assert (
+        "Anthropic Messages" in shown and "also set: auth_header" in shown and "docs.anthropic.com" in shown
+    )
+    # another preset: what the first set and the second does not is back to its default
+    f.preset.value = "openai"
+    assert f.inputs["auth_header"].value == "Authorization" and f.inputs["headers"].value == ""
+    assert f.inputs["body_template"].value == "" and f.api_key_env.value == "OPENAI_API_KEY"
+    # pointed at the demo server (which speaks Anthropic's API) with a pasted key: saved and usable
+    f.preset.value = "anthropic"
+    f.url.value = f"{server.base_url}/v1/messages"
+    f.api_key.value = KEY  # replaces the preset's key variable
+    f.name.value = "claude"
+    f.save_button.click()
+    ep = nbllm.registry().get("claude")
+    assert ep.api_key_env is None and ep.auth_header == "x-api-key" and ep.secret is not None
+    assert nbllm.complete("claude", "hi there", system="S").text == "You said: hi there"
+    assert f.preset.value == "" and f.preset_note.value == ""  # the form is empty again
+
+
+def test_gemini_preset_keeps_the_model_in_the_url(form: ModelManager, server: nbllm.DemoServer) -> None:
+    f = form.form
+    f.preset.value = "gemini"
+    f.url.value = f"{server.base_url}/v1beta/models/{{model}}:generateContent"
+    f.inputs["stream_url"].value = f"{server.base_url}/v1beta/models/{{model}}:streamGenerateContent?alt=sse"
+    f.model.value = "gemini-x"
+    f.api_key.value = KEY
+    f.save_button.click()
+    ep = nbllm.registry().get("gemini-x")
+    assert ep.stream_request_url.endswith("/v1beta/models/gemini-x:streamGenerateContent?alt=sse")
+    assert "".join(nbllm.stream("gemini-x", "hello")) == "You said: hello"
+
+
+def test_list_models_fills_the_model_dropdown_and_max_seq_len(form: ModelManager) -> None:
+    from fakes import ModelsFake
+
+    f = form.form
+    with ModelsFake("vllm", api_key=None, models={"org/small": 4096, "org/big": 131072}) as fake:
+        f.preset.value = "vllm"
+        f.url.value = fake.base_url + "/v1"
+        f.list_models_button.click()
+        assert form.wait(30)
+    assert set(f.model.options) == {"org/small", "org/big"}
+    assert "2 model(s), 2 with a context length" in unescape(f.models_note.value)
+    f.model.value = "org/big"
+    assert f.inputs["max_seq_len"].value == "131072"
+    assert "set to 131072" in unescape(f.models_note.value)
+    f.model.value = "typed/by-hand"  # free text stays possible
+    f.save_button.click()
+    ep = nbllm.registry().get("typed/by-hand")
+    assert ep.max_seq_len == 131072 and ep.request_url == fake.base_url + "/v1/chat/completions"
+
+
+def test_list_models_problems_are_one_readable_line(form: ModelManager, server: nbllm.DemoServer) -> None:
+    f = form.form
+    f.list_models_button.click()  # no URL yet: nothing is sent
+    assert "cannot ask yet: url" in unescape(f.models_note.value)
+    f.url.value = f"{server.base_url}/coze/chat"
+    f.list_models_button.click()  # no key: the keyed demo server refuses
+    assert form.wait(30)
+    text = unescape(f.models_note.value)
+    assert "HTTPStatusError" in text and "401" in text and "Traceback" not in text
+    assert f.model.options == ()
