@@ -23,13 +23,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _eval_views  # noqa: F401  (importing it registers the df.llm accessor)
 from ._eval_cache import Cache
 from ._eval_frame import build_frame, int_array, load_results, text_array
-from ._eval_plan import Plan, check_cache, check_column, load_cases, make_plan, open_cache, preflight
+from ._eval_plan import Plan, load_cases, make_plan, preflight
 from ._eval_progress import Stats, announce, make_progress
+from ._eval_rescore import fill_unfinished as _fill_unfinished
+from ._eval_rescore import rescore
 from ._eval_run import Outcomes, Runner, run_blocking
-from ._eval_score import JudgePhase, score_frame, split_scorers
-from ._validate import check_bool, check_int
+from ._eval_score import JudgePhase, score_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -178,13 +180,6 @@ def _apply_judges(df: pd.DataFrame, phase: JudgePhase, stats: Stats) -> None:
     df.attrs["nbllm"]["stopped"] = stats.stopped
 
 
-def _fill_unfinished(out: Outcomes, stats: Stats) -> None:
-    """Rows the run never reached (a second interrupt gave up waiting) become errors."""
-    for i, done in enumerate(out.done):
-        if not done:
-            out.fail(i, stats.stopped or "interrupted", None)
-
-
 def _report_stop(df: pd.DataFrame, stats: Stats, enabled: bool) -> None:
     if stats.stopped:
         ok = int((df["error"] == "").sum())
@@ -264,51 +259,3 @@ async def _arun(runner: Runner, stats: Stats, progress: bool) -> None:
     finally:
         ticker.cancel()
         bar.close()
-
-
-def rescore(
-    df: pd.DataFrame,
-    scorers: Any,
-    *,
-    expected: str | None = None,
-    cache: Any = True,
-    concurrency: int = 8,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """A copy of ``df`` with ``score_<name>`` columns from ``scorers``: computed from the frame's
-    ``output`` (models are never called again; an LLM judge is, through the cache)."""
-    py_scorers, judges = split_scorers(scorers)
-    if expected is None:
-        expected = (df.attrs.get("nbllm") or {}).get("expected")
-        if expected is None and "expected" in df.columns:
-            expected = "expected"
-    else:
-        check_column("expected", expected, df)
-    concurrency = check_int("concurrency", concurrency, min=1)
-    progress = check_bool("progress", progress)
-    check_cache(cache)
-    out = df.copy()
-    score_frame(out, py_scorers, expected)
-    if judges:
-        store = open_cache(cache)
-        try:
-            phase = JudgePhase(out, judges, expected, store, concurrency)
-            phase.runner.load_cache()
-            if phase.stats.done < phase.stats.total:
-                bar = make_progress(phase.stats, progress)
-                try:
-                    run_blocking(
-                        phase.runner.run(), stop=lambda: phase.runner.stop("interrupted"), progress=bar
-                    )
-                finally:
-                    bar.close()
-            _fill_unfinished(phase.out, phase.stats)
-            phase.apply()
-        finally:
-            if store is not None and not isinstance(cache, Cache):
-                store.close()
-    return out
-
-
-# Importing this module registers the ``df.llm`` accessor.
-from . import _eval_views  # noqa: E402,F401  (registration side effect)

@@ -17,7 +17,8 @@ from typing import Any
 
 from IPython.core.display_functions import DisplayHandle
 
-from . import AsyncStream, NbllmError, Result, Stream, acomplete, astream, complete, stream
+from ._api import acomplete, astream, complete, stream
+from ._client import AsyncStream, Stream
 from ._display import (
     Column,
     Live,
@@ -29,8 +30,10 @@ from ._display import (
     show_footer,
     update,
 )
+from ._exceptions import NbllmError
 from ._loop import background_loop
 from ._magic_hints import for_magic
+from ._result import Result
 
 __all__ = ["Call", "Outcome", "StreamInterrupted", "View", "run_many", "run_one"]
 
