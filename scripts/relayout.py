@@ -356,6 +356,29 @@ def move(root: Path, src: Path, dst: Path, use_git: bool) -> None:
     shutil.move(str(src), str(dst))
 
 
+def dst_of(root: Path, path: Path, existing: dict[str, str]) -> Path:
+    """Where a rewritten file is after the moves."""
+    if path.parent == root / PKG and f"{PKG}.{path.stem}" in existing:
+        return root / (existing[f"{PKG}.{path.stem}"].replace(".", "/") + ".py")
+    return path
+
+
+def tidy(files: list[Path]) -> None:
+    """Re-sort the rewritten import blocks and re-wrap long lines with ruff (deterministic)."""
+    files = sorted({f for f in files if f.exists()})
+    if not files:
+        return
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists() and not shutil.which(ruff):
+        print(
+            "relayout: ruff not found: run `ruff check --select I --fix` and `ruff format` on the moved files"
+        )
+        return
+    names = [str(f) for f in files]
+    subprocess.run([ruff, "check", "--select", "I", "--fix", "--quiet", *names], check=False)
+    subprocess.run([ruff, "format", "--quiet", *names], check=False)
+
+
 def init_text(pkg: str) -> str:
     return f'"""{PACKAGES[pkg]}\n"""\n'
 
@@ -448,6 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(init_text(pkg), encoding="utf-8")
         if use_git:
             subprocess.run(["git", "-C", str(root), "add", str(path.relative_to(root))], check=True)
+    tidy(
+        [dst_of(root, p, existing) for p in changes if p.suffix == ".py"]
+        + [root / (n.replace(".", "/") + ".py") for n in existing.values()]
+    )
     stale = sorted(p.relative_to(root) for p in (root / PKG).rglob("__pycache__"))
     for p in stale:
         shutil.rmtree(root / p, ignore_errors=True)
