@@ -92,6 +92,7 @@ MAPPING: dict[str, str | None] = {
     "_magics": "_ui.magics",
     "_magic_args": "_ui.magic_args",
     "_magic_run": "_ui.magic_run",
+    "_magic_types": "_ui.magic_types",  # if Call/Outcome/View move below _magic_run and _image_display
     "_magic_hints": "_ui.magic_hints",
     "_eval_magic": "_ui.eval_magic",
     "_load_magic": "_ui.load_magic",
