@@ -93,7 +93,7 @@ def layer_of(mod: str, mapping: dict[str, str | None]) -> str | None:
 
 
 def canonical(mod: str, mapping: dict[str, str | None]) -> str:
-    """A flat module's name after scripts/relayout.py (nbllm._magics -> nbllm._ui.magics)."""
+    """A flat module's name after scripts/relayout.py (``_magics`` in MAPPING -> ``nbllm._ui.magics``)."""
     parts = mod.split(".")
     new = mapping.get(parts[1]) if len(parts) == 2 else None
     return f"nbllm.{new}" if new else mod
