@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import acomplete, astream, complete, stream
-from ._client import AsyncStream, Stream
 from ._endpoint import Endpoint
 from ._exceptions import (
     ConfigError,
@@ -32,17 +30,19 @@ from ._exceptions import (
     UnknownModelError,
     UsageError,
 )
-from ._providers import Handler, register_provider
 from ._registry import Registry, registry
 from ._result import Delta, Result, Usage
 
 if TYPE_CHECKING:
     from . import scorers
+    from ._api import acomplete, astream, complete, stream
+    from ._client import AsyncStream, Stream
     from ._demo import DemoServer, demo_server
     from ._discovery import list_models
     from ._eval import aevaluate, evaluate, load_results
     from ._image_api import agenerate_image, generate_image
     from ._images import ImageResult
+    from ._providers import Handler, register_provider
     from ._widget import model_form
 
 __version__ = "0.1.0"
@@ -90,8 +90,17 @@ __all__ = [
     "stream",
 ]
 
-# name -> module: imported on first access, so `import nbllm` stays light.
+# name -> module: imported on first access, so `import nbllm` stays light (the calling API
+# brings asyncio, the HTTP shells and the handler providers: loaded on first use, not on import).
 _LAZY = {
+    "complete": "._api",
+    "acomplete": "._api",
+    "stream": "._api",
+    "astream": "._api",
+    "Stream": "._client",
+    "AsyncStream": "._client",
+    "Handler": "._providers",
+    "register_provider": "._providers",
     "DemoServer": "._demo",
     "demo_server": "._demo",
     "evaluate": "._eval",

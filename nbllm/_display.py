@@ -17,8 +17,8 @@ from typing import Any
 
 from IPython.core.display_functions import DisplayHandle, display
 
-from . import Result
 from ._format import money
+from ._result import Result
 
 __all__ = [
     "Column",

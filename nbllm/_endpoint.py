@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from ._exceptions import ConfigError, UsageError
 from ._extract import compile_path
 from ._redact import mask_url
+from ._template import template_names
 from ._validate import check_bool, check_int, check_json_value, check_number, check_str, got
 
 __all__ = [
@@ -237,8 +238,6 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def _names(fld: str, node: Any) -> set[str]:
     """Placeholder and section names of a template; a bad section is a ConfigError on ``fld``."""
-    from ._request import template_names  # _request imports this module
-
     try:
         return template_names(node)
     except ConfigError as exc:

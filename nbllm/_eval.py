@@ -4,87 +4,26 @@
                         expected="answer", scorers=[scorers.exact_match], grid={"temperature": [0, 1]})
     df.llm.summary(); df.llm.side_by_side(); df.llm.plot()
 
-One row per case x endpoint x params combination x repeat (see ``_eval_frame`` for the
-columns). Calls go through the public ``nbllm.astream`` (``_eval_run``); finished answers are
-cached on disk (``_eval_cache``), so running the same cell again re-uses them and only calls
-the rows that are missing or failed. A client of the public API only; pandas is imported inside
-functions.
-
-Stopping early: an interrupt (Ctrl-C, the kernel's stop button) cancels the calls in flight and
-returns the frame at once; a ``budget`` stops taking new rows once the run's spend reaches it.
-Either way every row is there: unfinished ones have ``error`` ``"interrupted"`` or ``"budget
-reached"`` (any partial text in ``output``), and ``df.attrs["nbllm"]["stopped"]`` says why.
+The entry point: it picks the in-memory run (``_eval_core``, which holds the semantics), a
+background run (``background=True``: a ``RunHandle`` at once), an out-of-core run (``output=`` a
+directory: partitions into a parquet dataset) or a Dask run (a ``dask.dataframe.DataFrame`` of
+cases). Those three sit above the in-memory run and use it; it never imports them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._eval_cache import Cache
-from ._eval_frame import build_frame, int_array, load_results, text_array
-from ._eval_plan import Plan, check_cache, check_column, load_cases, make_plan, open_cache, preflight
-from ._eval_progress import Stats, announce, make_progress
-from ._eval_run import Outcomes, Runner, run_blocking
-from ._eval_score import JudgePhase, score_frame, split_scorers
+from ._eval_core import aevaluate, load_cases, load_results, rescore
+from ._eval_core import evaluate as evaluate_in_memory
+from ._eval_plan import make_plan
 from ._exceptions import UsageError
-from ._image_eval import explode_images
-from ._validate import check_bool, check_int
-
-if TYPE_CHECKING:
-    import pandas as pd
+from ._validate import check_bool
 
 __all__ = ["aevaluate", "evaluate", "load_cases", "load_results", "rescore"]
-
-
-def _frame(plan: Plan, out: Outcomes, stats: Stats) -> pd.DataFrame:
-    names = [ep.name for ep in plan.endpoints]
-    combo_text = [json.dumps(c, sort_keys=True, separators=(",", ":"), default=str) for c in plan.combos]
-    cols: dict[str, Any] = {
-        "model": text_array([names[m] for m in plan.model_idx]),
-        "params": text_array([combo_text[p] for p in plan.combo_idx]),
-        "repeat": int_array(plan.repeat_idx),
-    }
-    if plan.system_given:
-        cols["system"] = text_array([s or "" for s in plan.calls.system])
-    cols["prompt"] = text_array(
-        [p if isinstance(p, str) else json.dumps(p, ensure_ascii=False) for p in plan.calls.prompt]
-    )
-    cols.update(out.columns())
-    df = build_frame(plan.cases, plan.case_idx, cols)
-    if out.images:  # image endpoints: a row per image, the bytes in files (see _image_eval)
-        df = explode_images(df, out.images)
-    df.attrs["nbllm"] = {
-        "expected": plan.expected,
-        "stopped": stats.stopped,
-        "elapsed_s": round(stats.elapsed, 3),
-        "cache": str(plan.cache.path) if plan.cache else None,
-    }
-    return df
-
-
-def _start(plan: Plan) -> tuple[Outcomes, Stats, Runner]:
-    out = Outcomes(len(plan.calls))
-    stats = Stats(len(plan.calls))
-    runner = Runner(
-        plan.endpoints,
-        plan.calls,
-        out,
-        stats,
-        concurrency=plan.concurrency,
-        rpm=plan.rpm,
-        cache=plan.cache,
-        budget=plan.budget,
-    )
-    hits = runner.load_cache()
-    announce(preflight(plan, out, hits), plan.progress)
-    return out, stats, runner
-
-
-def _budget_left(plan: Plan, stats: Stats) -> float | None:
-    return None if plan.budget is None else max(0.0, plan.budget - stats.cost)
 
 
 def evaluate(
@@ -136,31 +75,7 @@ def evaluate(
         budget=budget,
         progress=progress,
     )
-    scaled = _scaled(cases, models, prompt, opts, check_bool("background", background), output)
-    if scaled is not None:
-        return scaled
-    plan = make_plan(cases, models, prompt, **opts)
-    if background:
-        from ._eval_background import start_background
-
-        return start_background(plan)
-    try:
-        out, stats, runner = _start(plan)
-        if stats.done < stats.total:
-            bar = make_progress(stats, progress)
-            try:
-                run_blocking(runner.run(), stop=lambda: runner.stop("interrupted"), progress=bar)
-            finally:
-                if not stats.stopped and stats.done < stats.total:
-                    stats.stopped = "interrupted"
-                bar.close()
-        return _finish_sync(plan, out, stats)
-    finally:
-        plan.close()
-
-
-def _scaled(cases: Any, models: Any, prompt: Any, opts: dict[str, Any], background: bool, output: Any) -> Any:
-    """The Dask or out-of-core run these arguments ask for, or None for the in-memory path."""
+    background = check_bool("background", background)
     if type(cases).__module__.partition(".")[0] == "dask" and hasattr(cases, "map_partitions"):
         from ._eval_dask import evaluate_dask
 
@@ -177,175 +92,8 @@ def _scaled(cases: Any, models: Any, prompt: Any, opts: dict[str, Any], backgrou
         if background:
             raise UsageError("output= runs in the foreground; leave out background=True", field="background")
         return evaluate_partitioned(cases, models, prompt, output=output, **opts)
-    return None
+    if background:
+        from ._eval_background import start_background
 
-
-def _finish_sync(plan: Plan, out: Outcomes, stats: Stats) -> pd.DataFrame:
-    _fill_unfinished(out, stats)
-    df = _frame(plan, out, stats)
-    score_frame(df, plan.scorers, plan.expected)
-    phase = _judges(df, plan, stats)
-    if phase is not None:
-        if phase.stats.done < phase.stats.total and not stats.stopped:
-            bar = make_progress(phase.stats, plan.progress)
-            try:
-                run_blocking(phase.runner.run(), stop=lambda: phase.runner.stop("interrupted"), progress=bar)
-            finally:
-                bar.close()
-        _apply_judges(df, phase, stats)
-    _report_stop(df, stats, plan.progress)
-    return df
-
-
-def _judges(df: pd.DataFrame, plan: Plan, stats: Stats) -> JudgePhase | None:
-    """The LLM-judge phase of a run, its cached verdicts loaded (None without judges)."""
-    if not plan.judges:
-        return None
-    phase = JudgePhase(df, plan.judges, plan.expected, plan.cache, max(plan.concurrency))
-    phase.runner.budget = _budget_left(plan, stats)
-    phase.runner.load_cache()
-    return phase
-
-
-def _apply_judges(df: pd.DataFrame, phase: JudgePhase, stats: Stats) -> None:
-    """Write the verdicts into ``df``; a stopped judge phase stops the run's record too."""
-    _fill_unfinished(phase.out, phase.stats)
-    phase.apply()
-    stats.stopped = stats.stopped or phase.stats.stopped
-    df.attrs["nbllm"]["stopped"] = stats.stopped
-
-
-def _fill_unfinished(out: Outcomes, stats: Stats) -> None:
-    """Rows the run never reached (a second interrupt gave up waiting) become errors."""
-    for i, done in enumerate(out.done):
-        if not done:
-            out.fail(i, stats.stopped or "interrupted", None)
-
-
-def _report_stop(df: pd.DataFrame, stats: Stats, enabled: bool) -> None:
-    if stats.stopped:
-        ok = int((df["error"] == "").sum())
-        announce(
-            f"nbllm.evaluate stopped ({stats.stopped}): {ok} of {len(df)} rows finished; "
-            "run the same call again to resume from the cache",
-            enabled,
-        )
-
-
-async def aevaluate(
-    cases: Any,
-    models: Any,
-    prompt: str | Callable[[dict[str, Any]], Any] | None = None,
-    *,
-    system: str | None = None,
-    expected: str | None = None,
-    scorers: Any = (),
-    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    repeats: int = 1,
-    concurrency: int | Mapping[str, int] = 8,
-    rate_limit: float | Mapping[str, float] | None = None,
-    cache: bool | str | os.PathLike[str] | Cache | None = True,
-    budget: float | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """``evaluate`` on the caller's event loop. Cancelling it marks the unfinished rows
-    ``"interrupted"``, saves the finished ones to the cache and re-raises CancelledError."""
-    plan = make_plan(
-        cases,
-        models,
-        prompt,
-        system=system,
-        expected=expected,
-        scorers=scorers,
-        params=params,
-        grid=grid,
-        repeats=repeats,
-        concurrency=concurrency,
-        rate_limit=rate_limit,
-        cache=cache,
-        budget=budget,
-        progress=progress,
-    )
-    try:
-        out, stats, runner = _start(plan)
-        await _arun(runner, stats, progress)
-        df = _frame(plan, out, stats)
-        score_frame(df, plan.scorers, plan.expected)
-        phase = _judges(df, plan, stats)
-        if phase is not None:
-            if not stats.stopped:
-                await _arun(phase.runner, phase.stats, progress)
-            _apply_judges(df, phase, stats)
-        _report_stop(df, stats, plan.progress)
-        return df
-    finally:
-        plan.close()
-
-
-async def _arun(runner: Runner, stats: Stats, progress: bool) -> None:
-    import asyncio
-
-    if stats.done >= stats.total:
-        return
-    bar = make_progress(stats, progress)
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            bar.update()
-
-    ticker = asyncio.ensure_future(tick())
-    try:
-        await runner.run()
-    finally:
-        ticker.cancel()
-        bar.close()
-
-
-def rescore(
-    df: pd.DataFrame,
-    scorers: Any,
-    *,
-    expected: str | None = None,
-    cache: Any = True,
-    concurrency: int = 8,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """A copy of ``df`` with ``score_<name>`` columns from ``scorers``: computed from the frame's
-    ``output`` (models are never called again; an LLM judge is, through the cache)."""
-    py_scorers, judges = split_scorers(scorers)
-    if expected is None:
-        expected = (df.attrs.get("nbllm") or {}).get("expected")
-        if expected is None and "expected" in df.columns:
-            expected = "expected"
-    else:
-        check_column("expected", expected, df)
-    concurrency = check_int("concurrency", concurrency, min=1)
-    progress = check_bool("progress", progress)
-    check_cache(cache)
-    out = df.copy()
-    score_frame(out, py_scorers, expected)
-    if judges:
-        store = open_cache(cache)
-        try:
-            phase = JudgePhase(out, judges, expected, store, concurrency)
-            phase.runner.load_cache()
-            if phase.stats.done < phase.stats.total:
-                bar = make_progress(phase.stats, progress)
-                try:
-                    run_blocking(
-                        phase.runner.run(), stop=lambda: phase.runner.stop("interrupted"), progress=bar
-                    )
-                finally:
-                    bar.close()
-            _fill_unfinished(phase.out, phase.stats)
-            phase.apply()
-        finally:
-            if store is not None and not isinstance(cache, Cache):
-                store.close()
-    return out
-
-
-# Importing this module registers the ``df.llm`` accessor.
-from . import _eval_views  # noqa: E402,F401  (registration side effect)
+        return start_background(make_plan(cases, models, prompt, **opts))
+    return evaluate_in_memory(cases, models, prompt, **opts)

@@ -78,7 +78,7 @@ class RunHandle:
         """The rows finished so far (answers and errors), with the result frame's columns."""
         if self._future.done():
             return self._future.result()
-        from ._eval import _frame
+        from ._eval_core import _frame
 
         mask = list(self._out.done)  # snapshot first: a row is marked done after its fields
         df = _frame(self._plan, self._out, self._stats)
@@ -90,7 +90,8 @@ class RunHandle:
 
     # ---- on the background loop -------------------------------------------------------------
     async def _main(self) -> pd.DataFrame:
-        from ._eval import _apply_judges, _fill_unfinished, _frame, _judges, _report_stop
+        from ._eval_core import _apply_judges, _frame, _judges, _report_stop
+        from ._eval_rescore import fill_unfinished as _fill_unfinished
         from ._eval_score import score_frame
 
         plan, out, stats = self._plan, self._out, self._stats
@@ -130,7 +131,7 @@ class RunHandle:
 
 def start_background(plan: Plan) -> RunHandle:
     """Load the cache, say what will run, and start the calls without waiting for them."""
-    from ._eval import _start
+    from ._eval_core import _start
 
     try:
         out, stats, runner = _start(plan)

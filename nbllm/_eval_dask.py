@@ -98,7 +98,7 @@ def evaluate_dask(cases: Any, models: Any, prompt: Any, **opts: Any) -> Any:
     """The Dask DataFrame of results (see the module docstring)."""
     import numpy as np
 
-    from ._eval import evaluate
+    from ._eval_core import evaluate
     from ._eval_plan import _models, check_cache
 
     if opts.get("budget") is not None:
@@ -169,7 +169,7 @@ def _cache_path(cache: Any) -> str | None:
 
 
 def _run_partition(part: pd.DataFrame, spec: _Spec, partition_info: dict[str, Any] | None = None) -> Any:
-    from ._eval import _finish_sync, _start
+    from ._eval_core import _finish_sync, _start
     from ._eval_plan import make_plan
     from ._eval_run import run_blocking
 

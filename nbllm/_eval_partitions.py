@@ -184,8 +184,8 @@ def evaluate_partitioned(
     cases: Any, models: Any, prompt: Any, *, output: str | os.PathLike[str], **opts: Any
 ) -> OutputDataset:
     """``evaluate`` one partition at a time into a parquet dataset at ``output`` (see module)."""
-    from ._eval import evaluate
     from ._eval_cache import Cache
+    from ._eval_core import evaluate
 
     if not isinstance(output, (str, os.PathLike)):
         raise UsageError(f"must be a directory path, {got(output)}", field="output")

@@ -642,7 +642,7 @@ class LLMAccessor:
     ) -> pd.DataFrame:
         """A copy with ``score_<name>`` columns from ``scorers`` (replacing same-named ones).
         Reads the frame's outputs: models are not called again (an LLM judge is, cached)."""
-        from ._eval import rescore
+        from ._eval_rescore import rescore
 
         return rescore(
             self._df, scorers, expected=expected, cache=cache, concurrency=concurrency, progress=progress

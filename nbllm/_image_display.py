@@ -13,15 +13,15 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import NbllmError
 from ._display import duration, show, show_footer
+from ._exceptions import NbllmError
 from ._format import money, plural
 from ._magic_hints import for_magic
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
     from ._images import ImageResult
-    from ._magic_run import Call, Outcome, View
+    from ._magic_types import Call, Outcome, View
 
 __all__ = ["check_image", "image_footer", "is_image_endpoint", "run_image"]
 
@@ -31,8 +31,8 @@ _SHOWN = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
 def is_image_endpoint(name: str) -> bool:
     """Whether ``name`` is a registered image endpoint, or ``"provider/model"`` of a handler that
     only generates images (anything else: False; the text path reports unknown names)."""
-    from . import registry
     from ._providers import implements, providers
+    from ._registry import registry
 
     try:
         reg = registry()
@@ -102,8 +102,8 @@ def _show_caption(text: str, rich: bool) -> None:
 
 def run_image(call: Call, view: View) -> Outcome:
     """Generate and show image(s) for one ``%%llm`` call on an image endpoint."""
-    from . import generate_image
-    from ._magic_run import Outcome
+    from ._image_api import generate_image
+    from ._magic_types import Outcome
 
     out = Outcome(call.name)
     result: ImageResult | None = None
@@ -130,7 +130,7 @@ def run_image(call: Call, view: View) -> Outcome:
 
 def check_image(name: str, ep: Endpoint, diagnose: Callable[[NbllmError], str]) -> bool:
     """``%llm_model test`` for an image endpoint: generate one image, print a ✓/✗ line."""
-    from . import generate_image
+    from ._image_api import generate_image
 
     try:
         r = generate_image(name, "A small test picture.", n=1)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
 from IPython.core.display_functions import DisplayHandle
 
-from . import AsyncStream, NbllmError, Result, Stream, acomplete, astream, complete, stream
+from ._api import acomplete, astream, complete, stream
+from ._client import AsyncStream, Stream
 from ._display import (
     Column,
     Live,
@@ -29,56 +28,13 @@ from ._display import (
     show_footer,
     update,
 )
+from ._exceptions import NbllmError
 from ._image_display import is_image_endpoint, run_image
 from ._loop import background_loop
 from ._magic_hints import for_magic
+from ._magic_types import Call, Outcome, StreamInterrupted, View
 
 __all__ = ["Call", "Outcome", "StreamInterrupted", "View", "run_many", "run_one"]
-
-Prompt = str | Sequence[Mapping[str, Any]]
-
-
-class StreamInterrupted(KeyboardInterrupt):
-    """The user interrupted the kernel during ``%%llm``; the partial answer was kept.
-
-    A ``KeyboardInterrupt`` (queued cells are skipped, as for any interrupt) that IPython shows
-    as one line instead of a traceback.
-    """
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"KeyboardInterrupt: {self.args[0] if self.args else 'interrupted'}"]
-
-
-@dataclass(frozen=True)
-class Call:
-    """One endpoint's request."""
-
-    name: str
-    prompt: Prompt
-    system: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class View:
-    """How to show answers."""
-
-    rich: bool
-    fmt: str = "markdown"
-    stream: bool = True
-    rate: float = 10.0
-    byte_rate: float = 512_000.0
-
-
-@dataclass
-class Outcome:
-    """What a call left behind: the (possibly partial) result and the error, if any."""
-
-    name: str
-    result: Result | None = None
-    error: NbllmError | None = None
-    interrupted: bool = False
-    updates: int = 0
 
 
 def run_one(call: Call, view: View) -> Outcome:

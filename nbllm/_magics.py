@@ -29,9 +29,10 @@ from IPython.core.magic import (
 )
 from traitlets import Enum, Float
 
-from . import Endpoint, HTTPStatusError, NbllmError, Result, complete, registry, stream
+from ._api import complete, stream
 from ._display import duration, show, table_bundle
-from ._endpoint import masked_headers
+from ._endpoint import Endpoint, masked_headers
+from ._exceptions import HTTPStatusError, NbllmError
 from ._fields import FIELDS
 from ._format import plural
 from ._image_display import check_image
@@ -40,6 +41,8 @@ from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
 from ._magic_hints import for_magic
 from ._magic_run import Call, Outcome, StreamInterrupted, View, run_many, run_one
 from ._redact import mask_url
+from ._registry import registry
+from ._result import Result
 
 __all__ = ["LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
 

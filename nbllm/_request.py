@@ -40,7 +40,6 @@ import base64
 import functools
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +51,8 @@ from ._endpoint import Endpoint, check_key, deep_merge, is_auth_header
 from ._exceptions import ConfigError, PromptTooLongError
 from ._redact import SECRET_PARAMS, mask_url, remember
 from ._result import Usage
+from ._template import Parts as _Parts
+from ._template import compile_text, template_names
 
 __all__ = [
     "RequestSpec",
@@ -67,7 +68,6 @@ __all__ = [
 
 Message = dict[str, Any]
 _USER_AGENT = "nbllm/0.1"
-_TOKEN = re.compile(r"\{([?/]?)(\w+)\}")
 _OPENAI_ROUTES = ("/chat/completions", "/completions")
 _DEFAULT_TURN = "{role}: {content}\n"
 
@@ -82,9 +82,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-# a compiled string template: literal text, ("v", name) or ("s", name, parts)
-_Parts = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,59 +186,6 @@ def _rename(messages: list[Message], keys: Mapping[str, str]) -> list[Message]:
     if not keys:
         return messages
     return [{keys.get(k, k): v for k, v in m.items()} for m in messages]
-
-
-@functools.lru_cache(maxsize=1024)
-def compile_text(text: str) -> _Parts:
-    """A string template as parts; ``ConfigError`` for a section left open or closed twice."""
-    stack: list[tuple[str, list[Any]]] = [("", [])]
-    pos = 0
-    for m in _TOKEN.finditer(text):
-        if m.start() > pos:
-            stack[-1][1].append(text[pos : m.start()])
-        pos = m.end()
-        kind, name = m.groups()
-        if kind == "?":
-            stack.append((name, []))
-        elif kind == "/":
-            if len(stack) == 1 or stack[-1][0] != name:
-                open_ = f"{{?{stack[-1][0]}}}" if len(stack) > 1 else "no section"
-                raise ConfigError(f"{{/{name}}} closes {open_} in {text!r}", hint="close sections in order")
-            opened, parts = stack.pop()
-            stack[-1][1].append(("s", opened, tuple(parts)))
-        else:
-            stack[-1][1].append(("v", name))
-    if len(stack) > 1:
-        raise ConfigError(f"section {{?{stack[-1][0]}}} is never closed with {{/{stack[-1][0]}}} in {text!r}")
-    if pos < len(text):
-        stack[0][1].append(text[pos:])
-    return tuple(stack[0][1])
-
-
-def template_names(node: Any) -> set[str]:
-    """Every placeholder and section name in a JSON template (checks its sections)."""
-    found: set[str] = set()
-
-    def walk(parts: _Parts) -> None:
-        for p in parts:
-            if not isinstance(p, str):
-                found.add(p[1])
-                if p[0] == "s":
-                    walk(p[2])
-
-    def visit(n: Any) -> None:
-        if isinstance(n, str):
-            walk(compile_text(n))
-        elif isinstance(n, dict):
-            for k, v in n.items():
-                visit(k)
-                visit(v)
-        elif isinstance(n, list):
-            for v in n:
-                visit(v)
-
-    visit(node)
-    return found
 
 
 def _text(parts: _Parts, values: Mapping[str, Any]) -> Any:

@@ -19,10 +19,8 @@ from typing import Any
 
 import ipywidgets as W
 
-import nbllm
-
-from ._exceptions import UsageError
-from ._registry import Registry
+from ._exceptions import NbllmError, UsageError
+from ._registry import Registry, registry
 from ._validate import got
 from ._widget_cards import ModelCard
 from ._widget_common import Worker, describe_error, esc, note
@@ -75,7 +73,7 @@ class ModelManager(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type in
 
     def registry(self) -> Registry:
         """The registry this form edits (``nbllm.registry()`` unless one was given)."""
-        return self._registry if self._registry is not None else nbllm.registry()
+        return self._registry if self._registry is not None else registry()
 
     # ---- refresh -----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -85,7 +83,7 @@ class ModelManager(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type in
             endpoints = reg.list()
             default = reg.default
             problems = reg.problems()
-        except nbllm.NbllmError as exc:  # e.g. a registry file that cannot be parsed
+        except NbllmError as exc:  # e.g. a registry file that cannot be parsed
             self.set_status(describe_error(exc), "error")
             return
         names = [ep.name for ep in endpoints]
@@ -131,7 +129,7 @@ class ModelManager(W.VBox):  # type: ignore[misc]  # ipywidgets ships no type in
         """Open the form pre-filled with ``name``; Save updates it."""
         try:
             self.form.edit(name)
-        except nbllm.NbllmError as exc:
+        except NbllmError as exc:
             self.set_status(describe_error(exc), "error")
             self.refresh()
             return

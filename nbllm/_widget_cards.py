@@ -4,18 +4,15 @@ Delete (with a confirmation step); and ``connection_report``, the Test connectio
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ipywidgets as W
 
-import nbllm
-
-from ._endpoint import masked_headers
+from ._api import stream
+from ._endpoint import Endpoint, masked_headers
+from ._exceptions import ExtractionError, HTTPStatusError, NbllmError
 from ._redact import mask_url
-from ._widget_common import describe_error, esc, note, pre, show
-
-if TYPE_CHECKING:
-    from ._widget import ModelManager
+from ._widget_common import Manager, describe_error, esc, note, pre, show
 
 __all__ = ["TEST_PROMPT", "ModelCard", "connection_report", "raw_sample"]
 
@@ -39,16 +36,16 @@ def _secs(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f} s"
 
 
-def connection_report(ep: nbllm.Endpoint, prompt: str = TEST_PROMPT) -> tuple[bool, str]:
+def connection_report(ep: Endpoint, prompt: str = TEST_PROMPT) -> tuple[bool, str]:
     """Send one short prompt to ``ep``; (ok, HTML) with status, latency, time to first token,
     a sample of the raw response and the text the endpoint's JSONPath extracted from it."""
     where = note(f"POST {mask_url(ep.request_url) or ep.handler}", "muted")
     try:
-        with nbllm.stream(ep, prompt, max_tokens=32) as s:
+        with stream(ep, prompt, max_tokens=32) as s:
             for _ in s:
                 pass
         r = s.result
-    except nbllm.ExtractionError as exc:
+    except ExtractionError as exc:
         return False, (
             note(f"✗ The server answered, but the JSONPath {exc.path} matched nothing.", "error")
             + where
@@ -60,7 +57,7 @@ def connection_report(ep: nbllm.Endpoint, prompt: str = TEST_PROMPT) -> tuple[bo
             + pre(exc.sample)
             + (note(f"hint: {exc.hint}", "muted") if exc.hint else "")
         )
-    except nbllm.HTTPStatusError as exc:
+    except HTTPStatusError as exc:
         return False, (
             note(f"✗ HTTP {exc.status_code}: {exc.server_message or exc.message}", "error")
             + where
@@ -100,7 +97,7 @@ def connection_report(ep: nbllm.Endpoint, prompt: str = TEST_PROMPT) -> tuple[bo
     )
 
 
-def details_html(ep: nbllm.Endpoint, is_default: bool) -> str:
+def details_html(ep: Endpoint, is_default: bool) -> str:
     """Every setting of ``ep`` as a table; the key only as its masked ``key_source``."""
     rows: dict[str, Any] = {
         "request URL": mask_url(ep.request_url) or f"handler {ep.handler}",
@@ -129,7 +126,7 @@ def details_html(ep: nbllm.Endpoint, is_default: bool) -> str:
 class ModelCard:
     """The card of one saved endpoint; ``update()`` redraws it after a registry change."""
 
-    def __init__(self, name: str, manager: ModelManager) -> None:
+    def __init__(self, name: str, manager: Manager) -> None:
         self.name = name
         self._manager = manager
         self.is_default = False
@@ -183,7 +180,7 @@ class ModelCard:
         self.cancel_delete_button.on_click(lambda _b: self.cancel_delete())
         self._showing = ""
 
-    def update(self, ep: nbllm.Endpoint, is_default: bool) -> None:
+    def update(self, ep: Endpoint, is_default: bool) -> None:
         self.is_default = is_default
         badge = (
             (
@@ -212,10 +209,10 @@ class ModelCard:
     def close(self) -> None:
         self.widget.close()
 
-    def _endpoint(self) -> nbllm.Endpoint | None:
+    def _endpoint(self) -> Endpoint | None:
         try:
             return self._manager.registry().get(self.name)
-        except nbllm.NbllmError as exc:
+        except NbllmError as exc:
             self._show("error", note(describe_error(exc), "error"))
             return None
 
@@ -252,7 +249,7 @@ class ModelCard:
     def set_default(self) -> None:
         try:
             self._manager.registry().set_default(self.name)
-        except nbllm.NbllmError as exc:
+        except NbllmError as exc:
             self._manager.set_status(describe_error(exc), "error")
         else:
             self._manager.set_status(f"{self.name!r} is now the default model.", "ok")
@@ -272,7 +269,7 @@ class ModelCard:
             return
         try:
             self._manager.registry().remove(self.name)
-        except nbllm.NbllmError as exc:
+        except NbllmError as exc:
             self._show("error", note(describe_error(exc), "error"))
             return
         self._manager.set_status(f"Deleted {self.name!r}.", "ok")

@@ -9,9 +9,12 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import ipywidgets as W
+
+if TYPE_CHECKING:
+    from ._registry import Registry
 
 __all__ = ["LABEL_STYLE", "WIDE", "FieldError", "Worker", "describe_error", "esc", "note", "pre", "show"]
 
@@ -113,3 +116,16 @@ class Worker:
         for t in threads:
             t.join(timeout)
         return not any(t.is_alive() for t in threads)
+
+
+class Manager(Protocol):
+    """What a card needs of the form that holds it (``_widget.ModelManager``): declared here,
+    below both, so ``_widget_cards`` need not import ``_widget`` (which imports the cards)."""
+
+    worker: Worker
+
+    def registry(self) -> Registry: ...
+    def refresh(self) -> None: ...
+    def set_status(self, message: str, kind: str = "info") -> None: ...
+    def edit(self, name: str) -> None: ...
+    def open_sandbox(self, name: str) -> None: ...

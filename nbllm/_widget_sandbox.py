@@ -10,12 +10,15 @@ from typing import Any
 
 import ipywidgets as W
 
-import nbllm
-
+from ._api import stream
+from ._client import Stream
 from ._display import Throttle
+from ._endpoint import Endpoint
+from ._exceptions import NbllmError
 from ._format import money
 from ._redact import mask_url
 from ._registry import Registry
+from ._result import Result
 from ._widget_common import LABEL_STYLE, Worker, describe_error, esc, note, pre
 
 __all__ = ["Sandbox"]
@@ -30,7 +33,7 @@ class Sandbox:
         self._worker = worker
         self._stop = threading.Event()
         self.text = ""
-        self.result: nbllm.Result | None = None
+        self.result: Result | None = None
         self.updates = 0
         wide = W.Layout(width="640px")
         self.model = W.Dropdown(description="Model", options=[], style=LABEL_STYLE)
@@ -112,7 +115,7 @@ class Sandbox:
             return
         try:
             ep = self._registry().get(name)
-        except nbllm.NbllmError as exc:
+        except NbllmError as exc:
             self.stats.value = note(describe_error(exc), "error")
             return
         params: dict[str, Any] = {
@@ -138,12 +141,12 @@ class Sandbox:
         cursor = "▌" if running else ""
         self.output.value = pre(self.text + cursor, css_class="nbllm-sandbox-text", max_height="24em")
 
-    def _stream(self, ep: nbllm.Endpoint, prompt: str, system: str | None, params: dict[str, Any]) -> None:
+    def _stream(self, ep: Endpoint, prompt: str, system: str | None, params: dict[str, Any]) -> None:
         t0 = time.perf_counter()
-        s: nbllm.Stream | None = None
+        s: Stream | None = None
         error: str | None = None
         try:
-            s = nbllm.stream(ep, prompt, system=system, **params)
+            s = stream(ep, prompt, system=system, **params)
             throttle = Throttle(rate=10.0, byte_rate=float("inf"))  # at most ~10 updates a second
             with s:
                 for _delta in s:
@@ -153,7 +156,7 @@ class Sandbox:
                         self.text = s.text
                         self._render(running=True)
                         throttle.mark()
-        except nbllm.NbllmError as exc:
+        except NbllmError as exc:
             error = describe_error(exc)
         finally:
             self.result = s.result if s is not None else None
