@@ -236,10 +236,13 @@ def astream(
     system: str | None = None,
     params: Mapping[str, Any] | None = None,
     client: httpx.AsyncClient | None = None,
+    schema: Any = None,
     **kwargs: Any,
 ) -> AsyncStream:
-    """Async ``stream``: ``async with nbllm.astream(...) as s: async for delta in s: ...``."""
-    return _async(_prepare(model, prompt, system, params, kwargs, stream=True), client)
+    """Async ``stream``: ``async with nbllm.astream(...) as s: async for delta in s: ...``
+    (``schema`` as for ``stream``)."""
+    sch, _ = _schema_args(schema, 0)
+    return _async(_prepare(model, prompt, system, params, kwargs, stream=True, schema=sch), client, sch)
 
 
 async def acomplete(

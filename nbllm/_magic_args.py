@@ -395,6 +395,13 @@ def llm_parser() -> _Parser:
         metavar="K=V",
         help="any body parameter, value parsed as JSON when it can be (repeatable)",
     )
+    o(
+        "--schema",
+        metavar="S",
+        help="structured output: a schema object in the namespace (a pydantic model, dataclass, "
+        "JSON Schema or {field: type} dict, e.g. --schema Review) or inline JSON Schema; the "
+        "parsed answer is shown under the text and is .data of the result",
+    )
     o("-o", "--output", metavar="VAR", help="also store the result in this variable")
     o(
         "--format",

@@ -407,8 +407,9 @@ class LLMMagics(Magics):
         if args.max_tokens is not None:
             params["max_tokens"] = args.max_tokens
         user = {"role": "user", "content": prompt}
+        schema = _magic_schema(args.schema, ns) if args.schema is not None else None
         calls = [
-            Call(n, [*self.history.get(n, []), user] if args.chat else prompt, args.system, params)
+            Call(n, [*self.history.get(n, []), user] if args.chat else prompt, args.system, params, schema)
             for n in names
         ]
         view = View(
@@ -500,3 +501,25 @@ def unload_ipython_extension(ip: InteractiveShell) -> None:
     ip.magics_manager.magics["cell"].pop("llm_eval", None)
     ip.magics_manager.registry.pop("LLMMagics", None)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagics)]
+
+
+def _magic_schema(text: str, ns: dict[str, Any]) -> Any:
+    """``--schema``: inline JSON (starting with ``{``) or a Python expression in the user's
+    namespace naming the schema object (``Review``, ``schemas.Review``)."""
+    from ._schema import as_schema
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"%%llm: --schema is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    else:
+        try:
+            obj = eval(text, ns)  # the user's own expression, in their own namespace
+        except Exception as exc:
+            raise UsageError(
+                f"%%llm: --schema {text!r} does not name a schema object ({type(exc).__name__}: {exc}); "
+                "define it first (a pydantic model, dataclass or dict), or give inline JSON Schema"
+            ) from None
+    return as_schema(obj)

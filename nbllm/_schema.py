@@ -532,7 +532,7 @@ def place(spec: RequestSpec, fmt: str, schema: Schema) -> RequestSpec:
 
 
 def instruction(schema: Schema) -> str:
-    text = json.dumps(schema.json, ensure_ascii=False, indent=1)
+    text = json.dumps(schema.json, ensure_ascii=False)
     return "Answer with only a JSON object (no prose, no code fence) matching this JSON Schema:\n" + text
 
 
