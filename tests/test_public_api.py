@@ -24,6 +24,7 @@ EXPECTED = {
     "RegistryFileError",
     "RequestError",
     "Result",
+    "SchemaError",
     "Stream",
     "StreamError",
     "TimeoutError",
