@@ -656,3 +656,41 @@ def test_nbllm_litellm_error_mid_stream_keeps_partial_text(litellm_proxy: Server
         for _ in s:
             pass
     assert ei.value.partial_text == "echo: Say"
+
+
+def test_nbllm_schema_through_litellm_proxy(litellm_proxy: ServerHandle) -> None:
+    """``schema=`` sends OpenAI's response_format through the real proxy to the CustomLLM
+    handler, which answers JSON following it; complete/stream give ``.data`` and evaluate typed
+    columns."""
+    nbllm = _nbllm()
+    ep = nbllm.Endpoint(
+        name="real-litellm-schema",
+        url=litellm_proxy.base_url,
+        model="echo",
+        api_key=litellm_proxy.master_key,
+        retries=0,
+    )
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": ["good", "bad"]},
+            "score": {"type": "number"},
+            "count": {"type": "integer"},
+            "words": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["label", "score", "count", "words"],
+        "additionalProperties": False,
+    }
+    r = nbllm.complete(ep, "Rate this phone", schema=schema)
+    assert r.data == {"label": "good", "score": 0.5, "count": 1, "words": ["Rate"]}
+    with nbllm.stream(ep, "Rate this phone", schema=schema) as s:
+        streamed = "".join(s)
+    assert s.result is not None and s.result.data == r.data and streamed == r.text
+    df = nbllm.evaluate(["Rate this phone"], ep, schema=schema, cache=False, progress=False)
+    assert df.loc[0, "error"] == ""
+    assert {c: str(df[c].dtype) for c in df.columns if c.startswith("out_")} == {
+        "out_label": "string",
+        "out_score": "Float64",
+        "out_count": "Int64",
+        "out_words": "object",
+    }
