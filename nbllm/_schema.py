@@ -185,9 +185,23 @@ def _is_pydantic(obj: Any) -> bool:
     return isinstance(obj, type) and callable(getattr(obj, "model_json_schema", None))
 
 
-def _looks_like_json_schema(d: Mapping[str, Any]) -> bool:
-    return any(k in d for k in ("properties", "$schema", "$defs", "anyOf", "oneOf")) or (
-        isinstance(d.get("type"), (str, list)) and not isinstance(d.get("type"), type)
+_JSON_TYPES = (dict, list, str, int, float, bool, type(None))
+_SCHEMA_WORDS = ("type", "properties", "$schema", "$defs", "$ref", "anyOf", "oneOf", "allOf", "enum", "items")
+
+
+def _is_json_schema(d: Mapping[str, Any]) -> bool:
+    """A JSON Schema dict (JSON values, some schema keyword) rather than ``{"col": type}``
+    (Python types as values: ``{"type": str}`` is a column named "type")."""
+    if all(not isinstance(v, _JSON_TYPES) for v in d.values()):
+        return False
+    if any(k in d for k in _SCHEMA_WORDS):
+        return True
+    raise UsageError(
+        f"is neither a JSON Schema (no {', '.join(_SCHEMA_WORDS[:3])}, ... keyword) nor a "
+        f"{{'column': type}} mapping (values are Python types such as str, float, list[str]); "
+        f"got keys {sorted(map(str, d))[:5]}",
+        field="schema",
+        hint='e.g. {"sentiment": str, "confidence": float} or {"type": "object", "properties": {...}}',
     )
 
 
@@ -203,7 +217,7 @@ def as_schema(spec: Any) -> Schema:
     if isinstance(spec, Mapping):
         if not spec:
             raise UsageError("must name at least one field, got an empty mapping", field="schema")
-        if _looks_like_json_schema(spec):
+        if _is_json_schema(spec):
             try:
                 json.dumps(spec, allow_nan=False)
             except (TypeError, ValueError) as exc:
@@ -272,13 +286,14 @@ class Schema:
         self.model = model
         props = schema.get("properties")
         self.fields: dict[str, str] = {}
+        self._jsonschema: Any = None
         if isinstance(props, dict):
             self.fields = {str(k): _dtype(v) for k, v in props.items()}
         self.validator = "pydantic" if model is not None else self._pick_validator()
 
     def _pick_validator(self) -> str:
         try:
-            import jsonschema  # type: ignore[import-untyped]  # noqa: F401
+            import jsonschema  # type: ignore[import-untyped]
         except ImportError:
             used: set[str] = set()
             _keywords(self.json, used)
@@ -291,6 +306,13 @@ class Schema:
                     hint="pip install jsonschema",
                 ) from None
             return "builtin"
+        cls = jsonschema.validators.validator_for(self.json)
+        try:
+            cls.check_schema(self.json)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(map(str, exc.path)) or "top level"
+            raise UsageError(f"is not a valid JSON Schema ({where}: {exc.message})", field="schema") from None
+        self._jsonschema = cls(self.json)  # built once: parse() runs per row
         return "jsonschema"
 
     @property
@@ -333,10 +355,9 @@ class Schema:
             raise SchemaError(detail, raw=raw) from None
 
     def _validate_jsonschema(self, value: Any, raw: str) -> None:
-        import jsonschema
-
-        cls = jsonschema.validators.validator_for(self.json)
-        errors = sorted(cls(self.json).iter_errors(value), key=lambda e: (len(e.path), e.validator != "type"))
+        errors = sorted(
+            self._jsonschema.iter_errors(value), key=lambda e: (len(e.path), e.validator != "type")
+        )
         if not errors:
             return
         e = errors[0]

@@ -117,8 +117,23 @@ def test_json_schema_dict_is_kept_as_given() -> None:
         s.parse('{"n": -1}')
 
 
+def test_a_column_named_type_is_a_mapping_not_a_json_schema() -> None:
+    s = as_schema({"type": str, "weight": float})
+    assert s.fields == {"type": "string", "weight": "Float64"}
+    assert s.json["properties"]["type"] == {"type": "string"}
+
+
+def test_an_invalid_json_schema_is_refused_up_front() -> None:
+    with pytest.raises(UsageError) as info:
+        as_schema({"type": "object", "properties": {"n": {"type": "integr"}}})
+    assert info.value.field == "schema" and "not a valid JSON Schema" in str(info.value)
+    assert "properties/n/type" in str(info.value)
+
+
 @pytest.mark.parametrize(
-    "bad", [42, "a string", {}, {"x": object}, {"": int}, [("a", int)]], ids=lambda v: repr(v)[:20]
+    "bad",
+    [42, "a string", {}, {"x": object}, {"": int}, [("a", int)], {"sentiment": "string"}],
+    ids=lambda v: repr(v)[:20],
 )
 def test_bad_schema_arguments_are_usage_errors_naming_schema(bad: Any) -> None:
     with pytest.raises(UsageError) as info:
