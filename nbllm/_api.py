@@ -28,7 +28,16 @@ from ._providers import get_handler, providers
 from ._registry import registry
 from ._request import RequestSpec, build_request, check_length, normalize_messages, resolve_key
 from ._result import Result
-from ._schema import Schema, as_schema, check_answer, merge_attempts, place, prompt_messages, repair_messages
+from ._schema import (
+    Schema,
+    as_schema,
+    body_part,
+    check_answer,
+    merge_attempts,
+    place,
+    prompt_messages,
+    repair_messages,
+)
 from ._schema import resolve_format as schema_format
 from ._validate import check_int, check_json_value, check_mapping, check_str, got
 
@@ -86,6 +95,8 @@ def _prepare(
     check_length(ep, messages, merged)
     if ep.handler:
         call_params = {**ep.params, **merged, "model": ep.model_name}
+        if schema is not None and fmt != "prompt":  # e.g. response_format for a LiteLLM-style handler
+            call_params.update(body_part(fmt, schema))
         spec = RequestSpec(
             url=f"handler:{ep.handler}",
             body=b"",

@@ -307,6 +307,24 @@ def test_prompt_format_states_the_schema_in_the_last_user_turn() -> None:
     ]
 
 
+class JsonBot(nbllm.Handler):
+    """Answers the schema's shape when asked with response_format, else echoes what it got."""
+
+    def completion(self, messages: list[dict[str, Any]], **params: Any) -> Any:
+        if "response_format" in params:
+            return '{"n": 7}'
+        return messages[-1]["content"]
+
+
+def test_handlers_get_the_schema_in_the_prompt_or_as_response_format() -> None:
+    nbllm.register_provider("jsonbot", JsonBot)
+    with pytest.raises(SchemaError) as info:  # by default: stated in the prompt (echoed back here)
+        nbllm.complete("jsonbot/m", "count", schema={"n": int})
+    assert info.value.raw.startswith("count\n\nAnswer with only a JSON object")
+    ep = Endpoint(name="jb", handler="jsonbot", schema_format="openai")
+    assert nbllm.complete(ep, "count", schema={"n": int}).data == {"n": 7}
+
+
 def test_schema_format_defaults_by_dialect_and_is_validated() -> None:
     assert resolve_format(Endpoint(name="a", url="http://h/v1")) == "openai"
     assert resolve_format(Endpoint(name="b", url="http://h/api/chat")) == "ollama"
