@@ -503,7 +503,7 @@ def unload_ipython_extension(ip: InteractiveShell) -> None:
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagics)]
 
 
-def _magic_schema(text: str, ns: dict[str, Any]) -> Any:
+def _magic_schema(text: str, ns: dict[str, Any], magic: str = "%%llm") -> Any:
     """``--schema``: inline JSON (starting with ``{``) or a Python expression in the user's
     namespace naming the schema object (``Review``, ``schemas.Review``)."""
     from ._schema import as_schema
@@ -513,13 +513,13 @@ def _magic_schema(text: str, ns: dict[str, Any]) -> Any:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"%%llm: --schema is not valid JSON ({exc.msg} at char {exc.pos})") from None
+            raise UsageError(f"{magic}: --schema is not valid JSON ({exc.msg} at char {exc.pos})") from None
     else:
         try:
             obj = eval(text, ns)  # the user's own expression, in their own namespace
         except Exception as exc:
             raise UsageError(
-                f"%%llm: --schema {text!r} does not name a schema object ({type(exc).__name__}: {exc}); "
+                f"{magic}: --schema {text!r} does not name a schema object ({type(exc).__name__}: {exc}); "
                 "define it first (a pydantic model, dataclass or dict), or give inline JSON Schema"
             ) from None
     return as_schema(obj)

@@ -562,3 +562,19 @@ def test_llm_magic_inline_json_schema_and_bad_names(shell: Any, demo: nbllm.Demo
     shell.user_ns["Review"] = Review
     res = shell.run_cell("%%llm --schema Review\nx [[schema:break]]")
     assert isinstance(res.error_in_exec, SchemaError) or "schema:" in str(res.error_in_exec)
+
+
+def test_llm_eval_magic_schema_and_repair(shell: Any) -> None:
+    shell.user_ns["Review"] = Review
+    shell.user_ns["rv_cases"] = ["Great battery", "Dim screen [[schema:break]]"]
+    res = shell.run_cell("%%llm_eval rv_cases -m demo --schema Review -q --no-cache -o rv\n{input}")
+    assert res.error_in_exec is None, res.error_in_exec
+    df = shell.user_ns["rv"]
+    assert str(df["out_confidence"].dtype) == "Float64"
+    assert df["error"].tolist()[0] == "" and df["error"].tolist()[1].startswith("schema: field 'sentiment'")
+    res = shell.run_cell(
+        "%%llm_eval rv_cases -m demo --schema Review --repair 1 -q --no-cache -o rv\n{input}"
+    )
+    assert res.error_in_exec is None, res.error_in_exec
+    assert shell.user_ns["rv"]["error"].tolist() == ["", ""]
+    shell.user_ns.pop("rv_cases", None)
