@@ -325,6 +325,26 @@ def astream_placed(
     return _async(_prepare(model, prompt, system, params, {}, stream=True, schema=schema), client)
 
 
+async def arepair_placed(
+    ep: Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None,
+    params: Mapping[str, Any] | None,
+    client: httpx.AsyncClient | None,
+    schema: Schema,
+    repair: int,
+    first: Result,
+) -> Result:
+    """``first`` (from ``astream_placed``) re-asked up to ``repair`` times while it fails
+    ``schema``; the last answer is returned either way (evaluate records what failed)."""
+
+    def prepare(messages: list[dict[str, Any]]) -> Run:
+        return _prepare(ep, messages, None, params, {}, stream=True, schema=schema)
+
+    return await arepair(schema, repair, first, prepare, prompt, system, client, check=False)
+
+
 class _SchemaStream(Stream):
     """A ``Stream`` whose answer is parsed into ``result.data`` when it ends."""
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._api import _prepare, arepair, astream_placed
+from ._api import arepair_placed, astream_placed
 from ._client import ssl_context
 from ._endpoint import Endpoint
 from ._exceptions import NbllmError
@@ -321,15 +321,15 @@ class Runner:
             )
             r = await s.until_done()
             if self.schema is not None and self.repair:
-                r = await arepair(
-                    self.schema,
-                    self.repair,
-                    r,
-                    lambda msgs: _prepare(ep, msgs, None, c.params[i], {}, True, self.schema),
+                r = await arepair_placed(
+                    ep,
                     c.prompt[i],
-                    c.system[i],
-                    client,
-                    check=False,
+                    system=c.system[i],
+                    params=c.params[i],
+                    client=client,
+                    schema=self.schema,
+                    repair=self.repair,
+                    first=r,
                 )
         except asyncio.CancelledError:
             out.fail(i, "interrupted", s.result if s is not None else None)
