@@ -578,3 +578,17 @@ def test_llm_eval_magic_schema_and_repair(shell: Any) -> None:
     assert res.error_in_exec is None, res.error_in_exec
     assert shell.user_ns["rv"]["error"].tolist() == ["", ""]
     shell.user_ns.pop("rv_cases", None)
+
+
+def test_llm_magic_schema_rich_shows_a_json_block(shell: Any) -> None:
+    from IPython.utils.capture import capture_output
+
+    shell.magics_manager.registry["LLMMagics"].output = "rich"
+    with capture_output() as cap:
+        res = shell.run_cell(
+            '%%llm --schema \'{"type": "object", "properties": {"n": {"type": "integer"}}}\'\nhi'
+        )
+    assert res.error_in_exec is None, res.error_in_exec
+    data = shell.user_ns["_llm_result"].data
+    blocks = [o.data.get("text/markdown", "") for o in cap.outputs]
+    assert f"```json\n{json.dumps(data, indent=2)}\n```" in blocks
