@@ -316,7 +316,10 @@ class JsonBot(nbllm.Handler):
         return messages[-1]["content"]
 
 
-def test_handlers_get_the_schema_in_the_prompt_or_as_response_format() -> None:
+def test_handlers_get_the_schema_in_the_prompt_or_as_response_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbllm import _providers
+
+    monkeypatch.setattr(_providers, "_PROVIDERS", dict(_providers._PROVIDERS))  # undone after the test
     nbllm.register_provider("jsonbot", JsonBot)
     with pytest.raises(SchemaError) as info:  # by default: stated in the prompt (echoed back here)
         nbllm.complete("jsonbot/m", "count", schema={"n": int})
