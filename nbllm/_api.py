@@ -7,11 +7,12 @@ before sending, and hands one ``Run`` to the sync or async runner of ``_client``
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._client import (
     AsyncStream,
+    Batch,
     Run,
     Stream,
     ahandler_events,
@@ -22,12 +23,23 @@ from ._client import (
     sync_client,
 )
 from ._endpoint import Endpoint
-from ._exceptions import UnknownModelError, UsageError
+from ._exceptions import SchemaError, UnknownModelError, UsageError
 from ._providers import get_handler, providers
 from ._registry import registry
 from ._request import RequestSpec, build_request, check_length, normalize_messages, resolve_key
 from ._result import Result
-from ._validate import check_json_value, check_mapping, check_str, got
+from ._schema import (
+    Schema,
+    as_schema,
+    body_part,
+    check_answer,
+    merge_attempts,
+    place,
+    prompt_messages,
+    repair_messages,
+)
+from ._schema import resolve_format as schema_format
+from ._validate import check_int, check_json_value, check_mapping, check_str, got
 
 if TYPE_CHECKING:
     import httpx
@@ -66,6 +78,7 @@ def _prepare(
     params: Mapping[str, Any] | None,
     kwargs: dict[str, Any],
     stream: bool,
+    schema: Schema | None = None,
 ) -> Run:
     check_prompt(prompt)
     if system is not None:
@@ -82,9 +95,14 @@ def _prepare(
         )
     merged = {**(params or {}), **kwargs}
     messages = normalize_messages(prompt, system)
+    fmt = schema_format(ep) if schema is not None else ""
+    if schema is not None and fmt == "prompt":
+        messages = prompt_messages(messages, schema)
     check_length(ep, messages, merged)
     if ep.handler:
         call_params = {**ep.params, **merged, "model": ep.model_name}
+        if schema is not None and fmt != "prompt":  # e.g. response_format for a LiteLLM-style handler
+            call_params.update(body_part(fmt, schema))
         spec = RequestSpec(
             url=f"handler:{ep.handler}",
             body=b"",
@@ -94,7 +112,24 @@ def _prepare(
         )
         return Run(ep, spec, handler=get_handler(ep.handler), messages=messages, params=call_params)
     spec = build_request(ep, messages, merged, stream=stream, api_key=resolve_key(ep, os.environ))
+    if schema is not None:
+        spec = place(spec, fmt, schema)
     return Run(ep, spec)
+
+
+def _schema_args(schema: Any, repair: Any) -> tuple[Schema | None, int]:
+    if schema is None:
+        if repair:
+            raise UsageError("repair= needs schema=", field="repair")
+        return None, 0
+    return as_schema(schema), check_int("repair", repair, min=0)
+
+
+def _again(
+    prompt: str | Sequence[Mapping[str, Any]], system: str | None, first: Result, detail: str
+) -> list[dict[str, Any]]:
+    """The conversation of a repair: the original turns, the bad answer, what failed."""
+    return repair_messages(normalize_messages(prompt, system), first.text, detail)
 
 
 def check_prompt(prompt: Any) -> None:
@@ -131,18 +166,29 @@ def _check_client(client: Any, kind: str) -> None:
         raise UsageError(f"must be an httpx.{kind} (or None), {got(client)}", field="client")
 
 
-def _sync(run: Run, client: httpx.Client | None) -> Stream:
+def _sync(run: Run, client: httpx.Client | None, schema: Schema | None = None) -> Stream:
     _check_client(client, "Client")
-    if run.handler is not None:
-        return Stream(run, handler_events(run))
-    return Stream(run, http_events(run, client or sync_client(run.ep)))
+    events = (
+        handler_events(run) if run.handler is not None else http_events(run, client or sync_client(run.ep))
+    )
+    if schema is None:
+        return Stream(run, events)
+    s = _SchemaStream(run, events)
+    s.schema = schema
+    return s
 
 
-def _async(run: Run, client: httpx.AsyncClient | None) -> AsyncStream:
+def _async(run: Run, client: httpx.AsyncClient | None, schema: Schema | None = None) -> AsyncStream:
     _check_client(client, "AsyncClient")
     if run.handler is not None:
-        return AsyncStream(run, ahandler_events(run))
-    return AsyncStream(run, ahttp_events(run, client or async_client(run.ep)))
+        events = ahandler_events(run)
+    else:
+        events = ahttp_events(run, client or async_client(run.ep))
+    if schema is None:
+        return AsyncStream(run, events)
+    s = _SchemaAsyncStream(run, events)
+    s.schema = schema
+    return s
 
 
 def stream(
@@ -152,14 +198,18 @@ def stream(
     system: str | None = None,
     params: Mapping[str, Any] | None = None,
     client: httpx.Client | None = None,
+    schema: Any = None,
     **kwargs: Any,
 ) -> Stream:
     """Stream an answer: iterate the returned ``Stream`` for text deltas; ``.result`` at the end.
 
     ``kwargs`` (and ``params``, for names that clash) are generation parameters sent in the body,
     e.g. ``temperature=0.2, max_tokens=100``. ``client`` injects an ``httpx.Client``.
+    ``schema``: ask for structured output (see ``complete``); the answer is parsed when the stream
+    ends (``.result.data``), a ``SchemaError`` raised at the end if it fails.
     """
-    return _sync(_prepare(model, prompt, system, params, kwargs, stream=True), client)
+    sch, _ = _schema_args(schema, 0)
+    return _sync(_prepare(model, prompt, system, params, kwargs, stream=True, schema=sch), client, sch)
 
 
 def complete(
@@ -169,10 +219,31 @@ def complete(
     system: str | None = None,
     params: Mapping[str, Any] | None = None,
     client: httpx.Client | None = None,
+    schema: Any = None,
+    repair: int = 0,
     **kwargs: Any,
 ) -> Result:
-    """Send one prompt and return the whole ``Result`` (an endpoint that streams anyway works)."""
-    return _sync(_prepare(model, prompt, system, params, kwargs, stream=False), client).until_done()
+    """Send one prompt and return the whole ``Result`` (an endpoint that streams anyway works).
+
+    ``schema`` (a JSON Schema dict, pydantic model class, dataclass or ``{"field": type}``
+    mapping) asks for structured output the way the endpoint understands it (its
+    ``schema_format``); the answer is parsed into ``result.data`` or a ``SchemaError`` is
+    raised. ``repair=1`` re-asks once with the validation error first.
+    """
+    sch, repair = _schema_args(schema, repair)
+    r = _sync(_prepare(model, prompt, system, params, kwargs, stream=False, schema=sch), client).until_done()
+    if sch is None:
+        return r
+    for attempt in range(repair + 1):
+        try:
+            return check_answer(sch, r)
+        except SchemaError as exc:
+            if attempt == repair:
+                raise
+            again = _again(prompt, system, r, exc.detail)
+            run = _prepare(model, again, None, params, kwargs, stream=False, schema=sch)
+            r = merge_attempts(r, _sync(run, client).until_done())
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def astream(
@@ -182,10 +253,13 @@ def astream(
     system: str | None = None,
     params: Mapping[str, Any] | None = None,
     client: httpx.AsyncClient | None = None,
+    schema: Any = None,
     **kwargs: Any,
 ) -> AsyncStream:
-    """Async ``stream``: ``async with nbllm.astream(...) as s: async for delta in s: ...``."""
-    return _async(_prepare(model, prompt, system, params, kwargs, stream=True), client)
+    """Async ``stream``: ``async with nbllm.astream(...) as s: async for delta in s: ...``
+    (``schema`` as for ``stream``)."""
+    sch, _ = _schema_args(schema, 0)
+    return _async(_prepare(model, prompt, system, params, kwargs, stream=True, schema=sch), client, sch)
 
 
 async def acomplete(
@@ -195,7 +269,104 @@ async def acomplete(
     system: str | None = None,
     params: Mapping[str, Any] | None = None,
     client: httpx.AsyncClient | None = None,
+    schema: Any = None,
+    repair: int = 0,
     **kwargs: Any,
 ) -> Result:
-    """Async ``complete``."""
-    return await _async(_prepare(model, prompt, system, params, kwargs, stream=False), client).until_done()
+    """Async ``complete`` (``schema``/``repair`` as there)."""
+    sch, repair = _schema_args(schema, repair)
+    run = _prepare(model, prompt, system, params, kwargs, stream=False, schema=sch)
+    r = await _async(run, client).until_done()
+    if sch is None:
+        return r
+    return await arepair(
+        sch,
+        repair,
+        r,
+        lambda msgs: _prepare(model, msgs, None, params, kwargs, False, sch),
+        prompt,
+        system,
+        client,
+        check=True,
+    )
+
+
+async def arepair(
+    sch: Schema,
+    repair: int,
+    r: Result,
+    prepare: Any,
+    prompt: str | Sequence[Mapping[str, Any]],
+    system: str | None,
+    client: httpx.AsyncClient | None,
+    *,
+    check: bool,
+) -> Result:
+    """Check ``r`` against ``sch``, re-asking up to ``repair`` times; ``check=False`` (evaluate)
+    returns the last answer instead of raising (the frame records what failed)."""
+    for attempt in range(repair + 1):
+        try:
+            return check_answer(sch, r)
+        except SchemaError as exc:
+            if attempt == repair:
+                if check:
+                    raise
+                return r
+            again = _again(prompt, system, r, exc.detail)
+            r = merge_attempts(r, await _async(prepare(again), client).until_done())
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def astream_placed(
+    model: Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None,
+    params: Mapping[str, Any] | None,
+    client: httpx.AsyncClient | None,
+    schema: Schema | None,
+) -> AsyncStream:
+    """``astream`` with ``schema`` placed in the request but the answer not checked (evaluate
+    checks every row when it builds the frame)."""
+    return _async(_prepare(model, prompt, system, params, {}, stream=True, schema=schema), client)
+
+
+async def arepair_placed(
+    ep: Endpoint,
+    prompt: str | Sequence[Mapping[str, Any]],
+    *,
+    system: str | None,
+    params: Mapping[str, Any] | None,
+    client: httpx.AsyncClient | None,
+    schema: Schema,
+    repair: int,
+    first: Result,
+) -> Result:
+    """``first`` (from ``astream_placed``) re-asked up to ``repair`` times while it fails
+    ``schema``; the last answer is returned either way (evaluate records what failed)."""
+
+    def prepare(messages: list[dict[str, Any]]) -> Run:
+        return _prepare(ep, messages, None, params, {}, stream=True, schema=schema)
+
+    return await arepair(schema, repair, first, prepare, prompt, system, client, check=False)
+
+
+class _SchemaStream(Stream):
+    """A ``Stream`` whose answer is parsed into ``result.data`` when it ends."""
+
+    schema: Schema
+
+    def batches(self) -> Iterator[Batch]:
+        yield from super().batches()
+        if self._run.result is not None and self._run.result.data is None:
+            check_answer(self.schema, self._run.result)
+
+
+class _SchemaAsyncStream(AsyncStream):
+    schema: Schema
+
+    async def abatches(self) -> AsyncIterator[Batch]:
+        async for batch in super().abatches():
+            yield batch
+        if self._run.result is not None and self._run.result.data is None:
+            check_answer(self.schema, self._run.result)

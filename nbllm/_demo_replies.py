@@ -13,6 +13,11 @@ The reply text is deterministic: ``"You said: " + <last user text>``, split into
 (a word plus its trailing whitespace) so that joining the pieces gives the exact reply.
 Control tokens in the user text (``[[tokens:N]]``, ``[[fault:429:0.2]]``, ...) are stripped
 from the echo and turned into ``Plan`` fields; see ``plan()``.
+
+Structured outputs: a chat request carrying OpenAI's ``response_format`` json_schema (or
+Ollama's ``format`` schema on ``/api/chat``) is answered with a JSON object built from the
+schema and the prompt (``schema_answer``: deterministic). ``[[schema:break]]`` puts a wrong type
+in the first field; ``[[schema:fence]]`` wraps the JSON in a ```json fence with prose around it.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ MAX_TOKENS = 10_000_000
 NAMED_FAULTS = ("drop", "malformed", "error-event", "hang")
 ERROR_EVENT: dict[str, Any] = {"error": {"message": "model overloaded", "type": "server_error", "code": 500}}
 
-_CONTROL = re.compile(r"[ \t]*\[\[(tokens|reasoning|unicode|delay|ttft|fault|once)(?::([^\]]*))?\]\]")
+_CONTROL = re.compile(r"[ \t]*\[\[(tokens|reasoning|unicode|delay|ttft|fault|once|schema)(?::([^\]]*))?\]\]")
+SCHEMA_MODES = ("break", "fence")
 _PIECES = re.compile(r"\S+\s*|\s+")
 SLOT = "\x00slot\x00"  # the piece's place in a template; no real model name looks like it
 _SLOT_JSON = dumps(SLOT).encode()
@@ -124,8 +130,10 @@ def plan(
     max_pieces: int | None = None,
     *,
     reasoning_ok: bool = False,
+    schema: Any = None,
 ) -> Plan:
-    """Decide the reply to ``user_text``: strip control tokens, split pieces, apply the cap."""
+    """Decide the reply to ``user_text``: strip control tokens, split pieces, apply the cap.
+    With a ``schema`` the reply is ``schema_answer``'s JSON instead of the echo."""
     opts: dict[str, str] = {}
 
     def grab(m: re.Match[str]) -> str:
@@ -133,7 +141,12 @@ def plan(
         return ""
 
     text = _CONTROL.sub(grab, user_text).strip()
-    if "tokens" in opts:
+    if schema is not None:
+        mode = opts.get("schema") or None
+        if mode is not None and mode not in SCHEMA_MODES:
+            raise BadRequest(f"control token [[schema:{mode}]]: use one of {', '.join(SCHEMA_MODES)}")
+        pieces = _PIECES.findall(schema_answer(schema, text, mode))
+    elif "tokens" in opts:
         count = opts["tokens"]
         if not count.isdigit() or int(count) > MAX_TOKENS:
             raise BadRequest(f"control token [[tokens:{count}]] needs a number 0..{MAX_TOKENS}")
@@ -155,6 +168,75 @@ def plan(
         p.fault, p.retry_after = _fault(fault)
         p.once = "fault" not in opts
     return p
+
+
+# ---- structured answers ----------------------------------------------------------------------
+
+
+def _stable(text: str) -> int:
+    """A hash of ``text`` that is the same in every process (``hash()`` is salted)."""
+    h = 2166136261
+    for ch in text.encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _fill(node: Any, words: list[str], seed: int) -> Any:
+    if not isinstance(node, dict):
+        return None
+    enum = node.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[seed % len(enum)]
+    t = node.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if t is None and isinstance(node.get("anyOf"), list) and node["anyOf"]:
+        return _fill(node["anyOf"][0], words, seed)
+    if t == "object" or (t is None and isinstance(node.get("properties"), dict)):
+        props = node.get("properties") or {}
+        return {k: _fill(v, words, _stable(f"{seed}:{k}")) for k, v in props.items()}
+    if t == "array":
+        return [_fill(node.get("items") or {"type": "string"}, words, seed + i) for i in range(1 + seed % 2)]
+    if t == "integer":
+        return seed % 100
+    if t == "number":
+        return round((seed % 1000) / 1000, 3)
+    if t == "boolean":
+        return seed % 2 == 0
+    if t == "null":
+        return None
+    return words[seed % len(words)] if words else "demo"
+
+
+def schema_answer(schema: Any, text: str, mode: str | None = None) -> str:
+    """A JSON answer for ``schema`` built from the prompt ``text``: enums pick by a hash, strings
+    are words of the prompt, arrays hold 1-2 items. ``mode`` ``"break"``: the first property
+    gets a value of the wrong type; ``"fence"``: the JSON in a ```json fence with prose."""
+    words = re.findall(r"[A-Za-z]{3,}", text) or ["demo"]
+    value = _fill(schema, words, _stable(text))
+    if mode == "break" and isinstance(value, dict) and value:
+        first = next(iter(value))
+        kind = (
+            (schema.get("properties") or {}).get(first, {}).get("type") if isinstance(schema, dict) else None
+        )
+        value[first] = ["wrong"] if kind in ("string", ["string", "null"]) else "wrong"
+    out = json.dumps(value, ensure_ascii=False)  # spaced: several pieces to stream
+    if mode == "fence":
+        return f"Here is the JSON you asked for:\n```json\n{out}\n```\nHope this helps."
+    return out
+
+
+def body_schema(body: dict[str, Any]) -> Any:
+    """The schema a request asks its answer to follow: OpenAI ``response_format`` json_schema,
+    or Ollama's ``format`` object; None for none."""
+    rf = body.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") == "json_schema":
+        spec = rf.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise BadRequest("response_format.json_schema.schema must be an object", param="response_format")
+        return spec["schema"]
+    fmt = body.get("format")
+    return fmt if isinstance(fmt, dict) else None
 
 
 # ---- extracting the prompt from request bodies ----------------------------------------------
@@ -280,7 +362,7 @@ class ChatReply(Reply):
     def make_plan(self, body: dict[str, Any]) -> Plan:
         text, words = _from_messages(body)
         cap = _cap(body.get("max_completion_tokens", body.get("max_tokens")), "max_tokens")
-        return plan(text, words, cap, reasoning_ok=True)
+        return plan(text, words, cap, reasoning_ok=True, schema=body_schema(body))
 
     def chunk(self, choice: Any) -> Any:
         choices = [] if choice is None else [{"index": 0, **choice}]
@@ -391,7 +473,7 @@ class OllamaReply(Reply):
         if cap == -1:  # Ollama's "unlimited"
             cap = None
         self.created_at = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(self.created))
-        return plan(text, words, _cap(cap, "num_predict"))
+        return plan(text, words, _cap(cap, "num_predict"), schema=body_schema(body))
 
     def line(self, content: str, done: bool) -> Any:
         return {

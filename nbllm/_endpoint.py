@@ -56,6 +56,8 @@ _TEMPLATE_NAMES = frozenset(
     }
 )
 STREAM_MODES = ("auto", "sse", "ndjson", "json-array", "off")
+#: Where a structured-output schema goes in a request (nbllm._schema; None: by dialect).
+SCHEMA_FORMATS = ("openai", "ollama", "gemini", "prompt")
 
 # Paths whose last segments name an API of their own: kept as given, never completed.
 _CUSTOM_SUFFIXES = (
@@ -285,6 +287,8 @@ class Endpoint:
     transcript: dict[str, str] = field(default_factory=dict)
     param_map: dict[str, str] = field(default_factory=dict)  # {"max_tokens": "options.num_predict"}
     body_template: Any = None
+    # where a schema= goes (docs/formats.md "Structured outputs"); None: by dialect
+    schema_format: str | None = None
     response_path: str | None = None
     stream_path: str | None = None
     reasoning_path: str | None = None
@@ -390,6 +394,13 @@ class Endpoint:
             )
         if self.stream not in STREAM_MODES:
             raise _err("stream", f"{self.stream!r} must be one of {', '.join(STREAM_MODES)}")
+        if self.schema_format == "":
+            s("schema_format", None)
+        if self.schema_format is not None and self.schema_format not in SCHEMA_FORMATS:
+            raise _err(
+                "schema_format",
+                f"{self.schema_format!r} must be one of {', '.join(SCHEMA_FORMATS)} (or None: by dialect)",
+            )
         params_as_text = isinstance(self.params, str)  # JSON text: checked once parsed, below
         if not params_as_text:  # before _json_obj, whose "not serialisable" names no key
             s("params", check_json_value("params", self.params, error=ConfigError))
@@ -514,10 +525,18 @@ class Endpoint:
         (``timeout: must be a number > 0 (seconds), got str '5'``), never a deep TypeError."""
         check_str("name", self.name, empty=True, error=ConfigError)
         check_str("url", self.url, empty=True, error=ConfigError)
-        for fld in ("model", "api_key_env", "tokenizer", "handler", *_PATH_FIELDS, *_IMAGE_PATH_FIELDS):
+        for fld in (
+            "model",
+            "api_key_env",
+            "tokenizer",
+            "handler",
+            "schema_format",
+            *_PATH_FIELDS,
+            *_IMAGE_PATH_FIELDS,
+        ):
             value = getattr(self, fld)
             if value is not None:
-                check_str(fld, value, empty=fld == "api_key_env", error=ConfigError)
+                check_str(fld, value, empty=fld in ("api_key_env", "schema_format"), error=ConfigError)
         check_str("auth_header", self.auth_header, empty=True, error=ConfigError)
         check_str("auth_scheme", self.auth_scheme, empty=True, one_line=True, error=ConfigError)
         if self.stream_usage is not None:

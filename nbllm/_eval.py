@@ -42,6 +42,9 @@ def evaluate(
     cache: bool | str | os.PathLike[str] | Cache | None = True,
     budget: float | None = None,
     progress: bool = True,
+    schema: Any = None,
+    repair: int = 0,
+    schema_prefix: str = "out_",
     background: bool = False,
     output: str | os.PathLike[str] | None = None,
 ) -> Any:
@@ -56,6 +59,9 @@ def evaluate(
     ``concurrency`` and ``rate_limit`` (requests per minute): per model, a number or a dict.
     ``cache``: True (in the nbllm config dir), False, or a path. ``budget``: stop taking new
     rows once this run's cost reaches it. Interrupting returns the rows finished so far.
+    ``schema`` (JSON Schema dict, pydantic model, dataclass or ``{"field": type}``): structured
+    outputs, expanded into one typed ``<schema_prefix><field>`` column per top-level field; a
+    failing answer is a row whose ``error`` says what failed (``repair=1``: re-asked once first).
 
     Scaling up (README "Scaling up"): ``background=True`` returns a ``RunHandle`` at once;
     ``output=`` a directory runs the cases (a frame, a path or glob of files, an iterator of
@@ -74,6 +80,9 @@ def evaluate(
         cache=cache,
         budget=budget,
         progress=progress,
+        schema=schema,
+        repair=repair,
+        schema_prefix=schema_prefix,
     )
     background = check_bool("background", background)
     if type(cases).__module__.partition(".")[0] == "dask" and hasattr(cases, "map_partitions"):

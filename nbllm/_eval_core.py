@@ -36,6 +36,7 @@ from ._eval_rescore import rescore
 from ._eval_run import Outcomes, Runner, run_blocking
 from ._eval_score import JudgePhase, score_frame
 from ._image_eval import explode_images
+from ._schema import expand_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,6 +59,8 @@ def _frame(plan: Plan, out: Outcomes, stats: Stats) -> pd.DataFrame:
     )
     cols.update(out.columns())
     df = build_frame(plan.cases, plan.case_idx, cols)
+    if plan.schema is not None:  # typed out_<field> columns; a failing answer sets error
+        expand_frame(df, plan.schema, plan.schema_prefix)
     if out.images:  # image endpoints: a row per image, the bytes in files (see _image_eval)
         df = explode_images(df, out.images)
     df.attrs["nbllm"] = {
@@ -81,6 +84,8 @@ def _start(plan: Plan) -> tuple[Outcomes, Stats, Runner]:
         rpm=plan.rpm,
         cache=plan.cache,
         budget=plan.budget,
+        schema=plan.schema,
+        repair=plan.repair,
     )
     hits = runner.load_cache()
     announce(preflight(plan, out, hits), plan.progress)
@@ -107,6 +112,9 @@ def evaluate(
     cache: bool | str | os.PathLike[str] | Cache | None = True,
     budget: float | None = None,
     progress: bool = True,
+    schema: Any = None,
+    repair: int = 0,
+    schema_prefix: str = "out_",
 ) -> pd.DataFrame:
     """Run every case against every model; return one tidy DataFrame (see docs/evaluation.md).
 
@@ -119,6 +127,9 @@ def evaluate(
     ``concurrency`` and ``rate_limit`` (requests per minute): per model, a number or a dict.
     ``cache``: True (in the nbllm config dir), False, or a path. ``budget``: stop taking new
     rows once this run's cost reaches it. Interrupting returns the rows finished so far.
+    ``schema`` (JSON Schema dict, pydantic model, dataclass or ``{"field": type}``): structured
+    outputs, expanded into one typed ``<schema_prefix><field>`` column per top-level field; a
+    failing answer is a row whose ``error`` says what failed (``repair=1``: re-asked once first).
     """
     opts: dict[str, Any] = dict(
         system=system,
@@ -132,6 +143,9 @@ def evaluate(
         cache=cache,
         budget=budget,
         progress=progress,
+        schema=schema,
+        repair=repair,
+        schema_prefix=schema_prefix,
     )
     plan = make_plan(cases, models, prompt, **opts)
     try:
@@ -210,6 +224,9 @@ async def aevaluate(
     cache: bool | str | os.PathLike[str] | Cache | None = True,
     budget: float | None = None,
     progress: bool = True,
+    schema: Any = None,
+    repair: int = 0,
+    schema_prefix: str = "out_",
 ) -> pd.DataFrame:
     """``evaluate`` on the caller's event loop. Cancelling it marks the unfinished rows
     ``"interrupted"``, saves the finished ones to the cache and re-raises CancelledError."""
@@ -228,6 +245,9 @@ async def aevaluate(
         cache=cache,
         budget=budget,
         progress=progress,
+        schema=schema,
+        repair=repair,
+        schema_prefix=schema_prefix,
     )
     try:
         out, stats, runner = _start(plan)

@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=number, help="stop taking new rows at this cost")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("--schema", help="structured output: a schema variable or inline JSON Schema")
+    p.add_argument("--repair", type=whole_number, default=0, help="re-ask a failing structured answer")
     p.add_argument("-o", "--out", default="eval_results", help="variable for the result frame")
     p.add_argument(
         "--background",
@@ -111,6 +113,10 @@ class EvalMagics(Magics):
             raise UsageError(f"%%llm_eval: CASES {args.cases!r} is neither a variable nor an existing file")
         cases = ns.get(args.cases, args.cases)
         scorer_list = [ns.get(name, name) for name in args.scorer]
+        if args.schema is not None:
+            from ._magic_args import magic_schema
+
+            args.schema = magic_schema(args.schema, ns, "%%llm_eval")
         try:
             df = evaluate(
                 cases,
@@ -128,6 +134,8 @@ class EvalMagics(Magics):
                 budget=args.budget,
                 progress=not args.quiet,
                 background=args.background,
+                schema=args.schema,
+                repair=args.repair,
             )
         except NbllmError as exc:  # the library's hints name Python calls: say it in magic options
             for_magic(exc, "llm_eval")

@@ -25,6 +25,7 @@ from ._eval_score import render, split_scorers
 from ._exceptions import ConfigError, UsageError
 from ._format import plural
 from ._request import estimate_tokens
+from ._schema import Schema, as_schema, check_prefix
 from ._validate import check_bool, check_int, check_json_value, check_mapping, check_number, check_str, got
 
 if TYPE_CHECKING:
@@ -212,6 +213,9 @@ class Plan:
     budget: float | None
     progress: bool
     own_cache: bool = False  # opened here, so closed when the run is over
+    schema: Schema | None = None  # structured outputs (nbllm._schema): placed, checked, expanded
+    repair: int = 0
+    schema_prefix: str = "out_"
 
     def close(self) -> None:
         if self.cache is not None and self.own_cache:
@@ -264,6 +268,9 @@ def make_plan(
     cache: Any,
     budget: float | None,
     progress: bool,
+    schema: Any = None,
+    repair: int = 0,
+    schema_prefix: str = "out_",
 ) -> Plan:
     import numpy as np
 
@@ -281,6 +288,9 @@ def make_plan(
         concurrency = _concurrency("concurrency", concurrency)
     if rate_limit is not None and not isinstance(rate_limit, Mapping):
         rate_limit = _rpm("rate_limit", rate_limit)
+    sch = as_schema(schema) if schema is not None else None
+    repair = check_int("repair", repair, min=0)
+    check_str("schema_prefix", schema_prefix, empty=True)
     combos = _combos(params, grid)
     py_scorers, judges = split_scorers(scorers)
     frame = load_cases(cases)
@@ -314,11 +324,15 @@ def make_plan(
             field="cases",
         )
     frame = frame.rename(columns=renames)
+    if sch is not None:
+        check_prefix(sch, schema_prefix, [*map(str, frame.columns), "case", *RESULT_COLUMNS])
     expected = renames.get(expected, expected) if expected is not None else None
     conc = _per_model(concurrency, eps, 8, "concurrency", _concurrency)
     rpm = _per_model(rate_limit, eps, None, "rate_limit", _rpm)
     store = open_cache(cache)  # last: nothing below raises, so it is always closed
     fps = [endpoint_fingerprint(ep) for ep in eps]
+    if sch is not None:  # a structured run asks something else: its answers are cached apart
+        fps = [f"{fp}|schema:{sch.fingerprint}|repair:{repair}" for fp in fps]
     calls = Calls([], [], [], [], [])
     case_idx, model_idx, combo_idx, repeat_idx = [], [], [], []
     for c in range(len(prompts)):
@@ -356,6 +370,9 @@ def make_plan(
         budget=budget,
         progress=progress,
         own_cache=store is not None and not isinstance(cache, Cache),
+        schema=sch,
+        repair=repair,
+        schema_prefix=schema_prefix,
     )
 
 

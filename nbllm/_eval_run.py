@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._api import astream
+from ._api import arepair_placed, astream_placed
 from ._client import ssl_context
 from ._endpoint import Endpoint
 from ._exceptions import NbllmError
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from ._eval_cache import Cache
     from ._eval_progress import Progress, Stats
+    from ._schema import Schema
 
 __all__ = ["Calls", "Outcomes", "Runner", "run_blocking"]
 
@@ -224,8 +225,12 @@ class Runner:
         rpm: Sequence[float | None],
         cache: Cache | None = None,
         budget: float | None = None,
+        schema: Schema | None = None,
+        repair: int = 0,
     ) -> None:
         self.endpoints = list(endpoints)
+        self.schema = schema  # placed in each request; answers re-asked up to ``repair`` times
+        self.repair = repair
         self.calls = calls
         self.out = out
         self.stats = stats
@@ -345,8 +350,21 @@ class Runner:
             if ep.type == "image":  # one row per image in the frame (see _image_eval)
                 r, out.images[i] = await generate_row(ep, c.prompt[i], c.params[i], client)
             else:
-                s = astream(ep, c.prompt[i], system=c.system[i], params=c.params[i], client=client)
+                s = astream_placed(
+                    ep, c.prompt[i], system=c.system[i], params=c.params[i], client=client, schema=self.schema
+                )
                 r = await s.until_done()
+                if self.schema is not None and self.repair:
+                    r = await arepair_placed(
+                        ep,
+                        c.prompt[i],
+                        system=c.system[i],
+                        params=c.params[i],
+                        client=client,
+                        schema=self.schema,
+                        repair=self.repair,
+                        first=r,
+                    )
         except asyncio.CancelledError:
             out.fail(i, "interrupted", s.result if s is not None else None)
             stats.errors += 1

@@ -99,6 +99,7 @@ def score_frame(df: pd.DataFrame, scorers: Sequence[Scorer], expected: str | Non
         return
     n = len(df)
     ok = (df["error"] == "").to_numpy(dtype=bool, na_value=False)
+    schema_failed = df["error"].str.startswith("schema:").to_numpy(dtype=bool, na_value=False)
     outputs = df["output"].astype(object).tolist()
     exp = _expected_values(df, expected)
     records = df.to_dict("records") if any(s.needs_row for s in scorers) else None
@@ -106,7 +107,7 @@ def score_frame(df: pd.DataFrame, scorers: Sequence[Scorer], expected: str | Non
         vals = np.full(n, np.nan)
         failed, first = 0, ""
         for i in range(n):
-            if not ok[i]:
+            if not ok[i] and not (sc.schema_rows and schema_failed[i]):
                 continue
             try:
                 vals[i] = sc(outputs[i] or "", exp[i], records[i] if records else None)

@@ -15,6 +15,8 @@ NbllmError(Exception)                     base: catch this to catch everything n
 ├── StreamError(NbllmError)               a stream broke: dropped connection, malformed chunk,
 │                                         or an in-stream {"error": ...} payload; .partial_text
 ├── ExtractionError(NbllmError)           a JSONPath matched nothing: .path and a body sample
+├── SchemaError(NbllmError)               a structured answer failed its schema (after any
+│                                         repair): .detail (field, expected, got), .raw text
 └── HandlerError(NbllmError)              a Python handler provider raised
 ```
 
@@ -40,6 +42,7 @@ __all__ = [
     "PromptTooLongError",
     "RegistryFileError",
     "RequestError",
+    "SchemaError",
     "StreamError",
     "TimeoutError",
     "UnknownModelError",
@@ -195,3 +198,16 @@ class ExtractionError(NbllmError):
 
 class HandlerError(NbllmError):
     """A Python handler provider raised an exception (chained as ``__cause__``)."""
+
+
+class SchemaError(NbllmError):
+    """A structured answer (``schema=``) is not JSON or fails its schema. ``detail`` names the
+    field, what was expected and what came (``field 'confidence': expected number, got
+    'high'``); ``raw`` is the answer text; ``result`` the Result when a call produced one."""
+
+    def __init__(self, detail: str, *, raw: str = "", **kw: Any) -> None:
+        kw.setdefault("hint", "pass repair=1 to re-ask once with the validation error, or loosen the schema")
+        super().__init__(f"schema: {detail}", **kw)
+        self.detail = redact(detail)
+        self.raw = raw
+        self.result: Any = None

@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._endpoint import STREAM_MODES, Endpoint
+from ._endpoint import SCHEMA_FORMATS, STREAM_MODES, Endpoint
 
 __all__ = [
     "FIELDS",
@@ -258,6 +258,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     _S("append_path", "tristate", "request",
        "add /chat/completions or /completions to the URL (auto: unless the URL names its API)",
        label="Complete the URL"),
+    _S("schema_format", "choice", "request",
+       "where schema= goes: openai response_format, ollama format, gemini responseSchema, or stated "
+       "in the prompt (default: by dialect)", label="Schema format", choices=SCHEMA_FORMATS),
     _S("handler", "text", "request", "'package.module:attribute' or a registered provider that does the call",
        placeholder="e.g. mypkg.llm:call (instead of an HTTP request)", metavar="H", sample="sample_provider"),
     # response JSONPaths

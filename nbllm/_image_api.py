@@ -340,7 +340,7 @@ def generate_image(
     **kwargs: Any,
 ) -> ImageResult:
     """Generate image(s) from ``prompt`` with an image endpoint (or a handler implementing
-    ``image_generation``) and return an ``ImageResult`` (``.images``, ``.data``, ``.pil()``).
+    ``image_generation``) and return an ``ImageResult`` (``.images``, ``.image_bytes``, ``.pil()``).
 
     ``n``, ``size`` (``"1024x1024"``), ``response_format`` (``"b64_json"`` | ``"url"``) and
     ``kwargs`` go into the body; only those given are sent. ``client`` injects an httpx.Client."""

@@ -257,8 +257,9 @@ class ImageResult(Result):
         self.size = size
 
     @property
-    def data(self) -> bytes:
-        """The first image's bytes."""
+    def image_bytes(self) -> bytes:
+        """The first image's bytes (each image's are in ``.images[i].data``; ``.data`` is the
+        parsed structured output of text calls, None here)."""
         return self.images[0].data if self.images else b""
 
     @property
@@ -289,11 +290,11 @@ class ImageResult(Result):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": repr(self)}
         if self.images and self.mime.startswith("image/") and self.mime != "image/webp":
-            bundle[self.mime] = base64.b64encode(self.data).decode()
+            bundle[self.mime] = base64.b64encode(self.image_bytes).decode()
         return bundle
 
     def _repr_png_(self) -> bytes | None:
-        return self.data if self.mime == "image/png" else None
+        return self.image_bytes if self.mime == "image/png" else None
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

@@ -25,6 +25,7 @@ __all__ = [
     "endpoint_changes",
     "flag_args",
     "llm_parser",
+    "magic_schema",
     "model_parser",
     "number",
     "whole_number",
@@ -407,6 +408,13 @@ def llm_parser() -> _Parser:
         metavar="K=V",
         help="any body parameter, value parsed as JSON when it can be (repeatable)",
     )
+    o(
+        "--schema",
+        metavar="S",
+        help="structured output: a schema object in the namespace (a pydantic model, dataclass, "
+        "JSON Schema or {field: type} dict, e.g. --schema Review) or inline JSON Schema; the "
+        "parsed answer is shown under the text and is .data of the result",
+    )
     o("-o", "--output", metavar="VAR", help="also store the result in this variable")
     o(
         "--format",
@@ -418,3 +426,25 @@ def llm_parser() -> _Parser:
     o("--chat", action="store_true", help="continue the conversation with this endpoint")
     o("--reset", action="store_true", help="forget the conversation with this endpoint first")
     return p
+
+
+def magic_schema(text: str, ns: dict[str, Any], magic: str = "%%llm") -> Any:
+    """``--schema``: inline JSON (starting with ``{``) or a Python expression in the user's
+    namespace naming the schema object (``Review``, ``schemas.Review``)."""
+    from ._schema import as_schema
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{magic}: --schema is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    else:
+        try:
+            obj = eval(text, ns)  # the user's own expression, in their own namespace
+        except Exception as exc:
+            raise UsageError(
+                f"{magic}: --schema {text!r} does not name a schema object ({type(exc).__name__}: {exc}); "
+                "define it first (a pydantic model, dataclass or dict), or give inline JSON Schema"
+            ) from None
+    return as_schema(obj)

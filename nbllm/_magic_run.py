@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from IPython.core.display_functions import DisplayHandle
 
@@ -46,13 +48,15 @@ def run_one(call: Call, view: View) -> Outcome:
     s: Stream | None = None
     try:
         if view.stream:
-            s = stream(call.name, call.prompt, system=call.system, params=call.params)
+            s = stream(call.name, call.prompt, system=call.system, params=call.params, schema=call.schema)
             with s:
                 for delta in s:
                     live.add(delta)
             out.result = s.result
         else:
-            out.result = complete(call.name, call.prompt, system=call.system, params=call.params)
+            out.result = complete(
+                call.name, call.prompt, system=call.system, params=call.params, schema=call.schema
+            )
     except KeyboardInterrupt:
         out.interrupted = True
     except NbllmError as exc:
@@ -62,11 +66,22 @@ def run_one(call: Call, view: View) -> Outcome:
         out.result = s.result
     text = out.result.text if out.result is not None else ""
     live.finish(f"[no answer from {call.name}]" if not text and out.error is not None and view.rich else text)
+    if call.schema is not None and out.result is not None and out.result.data is not None:
+        show_data(out.result.data, rich=view.rich)
     state = "interrupted" if out.interrupted else "failed" if out.error else "done"
     if state != "failed" or text:
         show_footer(footer_line(call.name, out.result, state), rich=view.rich)
     out.updates = live.updates
     return out
+
+
+def show_data(data: Any, *, rich: bool) -> None:
+    """The parsed structured answer as pretty JSON (a code block in a notebook)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if rich:
+        show({"text/plain": text, "text/markdown": f"```json\n{text}\n```"})
+    else:
+        print(text, flush=True)
 
 
 # ---- side by side -------------------------------------------------------------------------------
@@ -76,7 +91,7 @@ async def _one(col: Column, call: Call, view: View, out: Outcome, changed: threa
     s: AsyncStream | None = None
     try:
         if view.stream:
-            s = astream(call.name, call.prompt, system=call.system, params=call.params)
+            s = astream(call.name, call.prompt, system=call.system, params=call.params, schema=call.schema)
             async with s:
                 col.state = "streaming"
                 async for delta in s:
@@ -84,7 +99,9 @@ async def _one(col: Column, call: Call, view: View, out: Outcome, changed: threa
                     changed.set()
             col.result = s.result
         else:
-            col.result = await acomplete(call.name, call.prompt, system=call.system, params=call.params)
+            col.result = await acomplete(
+                call.name, call.prompt, system=call.system, params=call.params, schema=call.schema
+            )
             col.parts.append(col.result.text)
         col.state = "done"
     except asyncio.CancelledError:

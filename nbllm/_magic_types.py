@@ -37,6 +37,7 @@ class Call:
     prompt: Prompt
     system: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    schema: Any = None  # a nbllm._schema.Schema: structured output, shown parsed under the text
 
 
 @dataclass(frozen=True)

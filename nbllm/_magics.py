@@ -37,7 +37,7 @@ from ._fields import FIELDS
 from ._format import plural
 from ._image_display import check_image
 from ._interpolate import interpolate, split_json_object, split_line
-from ._magic_args import HelpShown, endpoint_changes, llm_parser, model_parser
+from ._magic_args import HelpShown, endpoint_changes, llm_parser, magic_schema, model_parser
 from ._magic_hints import for_magic
 from ._magic_run import Call, Outcome, StreamInterrupted, View, run_many, run_one
 from ._redact import mask_url
@@ -448,8 +448,9 @@ class LLMMagics(Magics):
         if args.max_tokens is not None:
             params["max_tokens"] = args.max_tokens
         user = {"role": "user", "content": prompt}
+        schema = magic_schema(args.schema, ns) if args.schema is not None else None
         calls = [
-            Call(n, [*self.history.get(n, []), user] if args.chat else prompt, args.system, params)
+            Call(n, [*self.history.get(n, []), user] if args.chat else prompt, args.system, params, schema)
             for n in names
         ]
         view = View(

@@ -50,6 +50,7 @@ class Result:
         "_raw",
         "_raw_chunks",
         "cost",
+        "data",
         "endpoint",
         "finish_reason",
         "latency_s",
@@ -95,6 +96,7 @@ class Result:
         self.retries = retries
         self._raw = raw
         self._raw_chunks = raw_chunks
+        self.data: Any = None  # the parsed answer of a call with schema= (see _schema)
 
     @property
     def raw(self) -> Any:

@@ -39,11 +39,13 @@ __all__ = [
     "Scorer",
     "contains",
     "exact_match",
+    "field_match",
     "json_valid",
     "llm_judge",
     "numeric_close",
     "pairwise",
     "regex",
+    "schema_valid",
     "scorer",
 ]
 
@@ -59,6 +61,7 @@ class Scorer:
     name: str
     fn: Callable[[str, Any, Mapping[str, Any]], Any]
     needs_row: bool = False
+    schema_rows: bool = False  # also scores rows whose only error is a failed schema ("schema: ...")
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -220,6 +223,83 @@ def json_valid(*, fences: bool = True, name: str = "json_valid") -> Scorer:
         return True
 
     return Scorer(name, fn)
+
+
+@_factory
+def schema_valid(*, schema: Any = None, name: str = "schema_valid") -> Scorer:
+    """1.0 when the answer met its schema, 0.0 when it did not. In ``evaluate(..., schema=S)``
+    it reads the row (a failed answer's ``error`` starts with ``schema:``); with ``schema=``
+    given here it parses and validates the output itself (for frames run without one)."""
+    _check_name(name)
+    from ._schema import as_schema
+
+    sch = as_schema(schema) if schema is not None else None
+
+    def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
+        if sch is not None:
+            from ._exceptions import SchemaError
+
+            try:
+                sch.parse(output)
+            except SchemaError:
+                return False
+            return True
+        error = _text(row.get("error")) or ""
+        return not error.startswith("schema:")
+
+    return Scorer(name, fn, needs_row=True, schema_rows=True)
+
+
+def _na(value: Any) -> bool:
+    return _text(value) is None if not isinstance(value, (list, dict)) else False
+
+
+def field_match(
+    field: str,
+    expected_column: str | None = None,
+    *,
+    tol: float | None = None,
+    prefix: str = "out_",
+    name: str | None = None,
+) -> Scorer:
+    """Per-field score of a structured run: the ``<prefix><field>`` column against
+    ``expected_column`` (default: the case column named ``field``). Exact equality, or with
+    ``tol`` numeric closeness (``|got - want| <= tol``). Not scored (NaN) where the expected
+    value is missing; 0.0 where the answer lacks the field."""
+    check_str("field", field)
+    if expected_column is not None:
+        check_str("expected_column", expected_column)
+    if tol is not None:
+        tol = check_number("tol", tol, min=0)
+    check_str("prefix", prefix, empty=True)
+    label = name if name is not None else re.sub(r"\W", "_", f"{field}_match")
+    _check_name(label)
+    column, want_col = f"{prefix}{field}", expected_column or field
+
+    def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
+        if want_col not in row:
+            raise UsageError(f"no column {want_col!r} to compare {column!r} with", field="expected_column")
+        want: Any = row[want_col]
+        value: Any = row.get(column)
+        if _na(want):
+            return None
+        if _na(value):
+            return False
+        if tol is not None:
+            try:
+                return abs(float(value) - float(want)) <= tol
+            except (TypeError, ValueError):
+                return False
+        if isinstance(value, (list, dict)) and isinstance(want, str):
+            try:
+                want = json.loads(want)
+            except ValueError:
+                return False
+        if hasattr(want, "tolist"):
+            want = want.tolist()
+        return bool(value == want)
+
+    return Scorer(label, fn, needs_row=True)
 
 
 def last_number(text: str) -> float | None:

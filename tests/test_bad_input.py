@@ -126,6 +126,13 @@ ENDPOINT_ROWS: list[Row] = [
         ConfigError,
         ("stream_usage", "True or False", "str"),
     ),
+    ("schema_format-type", lambda: ep(schema_format=1), ConfigError, ("schema_format", "string", "int")),
+    (
+        "schema_format-value",
+        lambda: ep(schema_format="xml"),
+        ConfigError,
+        ("schema_format", "openai, ollama"),
+    ),
     ("error_path-type", lambda: ep(error_path=5), ConfigError, ("error_path", "string", "int")),
     ("error_path-syntax", lambda: ep(error_path="$[?(@.a =="), ConfigError, ("error_path", "JSONPath")),
     ("error_events-type", lambda: ep(error_events=3), ConfigError, ("error_events", "list", "int")),
@@ -317,6 +324,25 @@ CALL_ROWS: list[Row] = [
         UsageError,
         ("client", "httpx.Client", "str"),
     ),
+    ("complete-schema-int", lambda: nbllm.complete(ep(), "hi", schema=42), UsageError, ("schema", "int")),
+    (
+        "complete-schema-bad-type",
+        lambda: nbllm.complete(ep(), "hi", schema={"when": object}),
+        UsageError,
+        ("schema['when']", "not supported"),
+    ),
+    (
+        "complete-repair-negative",
+        lambda: nbllm.complete(ep(), "hi", schema={"a": int}, repair=-1),
+        UsageError,
+        ("repair", ">= 0"),
+    ),
+    (
+        "complete-repair-no-schema",
+        lambda: nbllm.complete(ep(), "hi", repair=1),
+        UsageError,
+        ("repair", "schema"),
+    ),
     ("stream-model-none", lambda: nbllm.stream(None, "hi"), UsageError, ("model", "NoneType")),
     ("stream-prompt-none", lambda: nbllm.stream(ep(), None), UsageError, ("prompt", "NoneType")),
     ("stream-param-nan", lambda: nbllm.stream(ep(), "hi", top_p=NAN), UsageError, ("top_p", "NaN")),
@@ -356,6 +382,13 @@ CALL_ROWS: list[Row] = [
 ]
 
 EVAL_ROWS: list[Row] = [
+    ("evaluate-schema-str", lambda: run_eval(["a"], ep(), schema="Review"), UsageError, ("schema", "str")),
+    (
+        "evaluate-schema-prefix-clash",
+        lambda: run_eval([{"q": "a", "out_n": 1}], ep(), schema={"n": int}),
+        UsageError,
+        ("schema_prefix", "out_n"),
+    ),
     ("evaluate-cases-none", lambda: run_eval(None, ep()), UsageError, ("cases", "DataFrame", "NoneType")),
     ("evaluate-cases-int", lambda: run_eval(5, ep()), UsageError, ("cases", "DataFrame", "int")),
     (
@@ -565,6 +598,9 @@ OTHER_ROWS: list[Row] = [
     ("regex-type", lambda: scorers.regex(5), UsageError, ("pattern", "string", "int")),
     ("regex-syntax", lambda: scorers.regex("("), UsageError, ("pattern", "regular expression")),
     ("json_valid-fences", lambda: scorers.json_valid(fences="no"), UsageError, ("fences", "True or False")),
+    ("schema_valid-schema", lambda: scorers.schema_valid(schema=3), UsageError, ("schema", "int")),
+    ("field_match-field", lambda: scorers.field_match(3), UsageError, ("field", "int")),
+    ("field_match-tol", lambda: scorers.field_match("a", tol=-1), UsageError, ("tol", ">= 0")),
     ("numeric_close-negative", lambda: scorers.numeric_close(-1), UsageError, ("tol", ">= 0")),
     ("numeric_close-nan", lambda: scorers.numeric_close(rel_tol=NAN), UsageError, ("rel_tol", "finite")),
     ("llm_judge-model", lambda: scorers.llm_judge(5), UsageError, ("model", "int")),

@@ -104,7 +104,7 @@ def test_request_is_exact_and_b64_answer_is_decoded() -> None:
     }
     assert req.headers["authorization"] == f"Bearer {KEY}"
     assert isinstance(r, ImageResult) and isinstance(r, nbllm.Result)
-    assert [i.data for i in r.images] == [PNG, PNG] and r.data == PNG
+    assert [i.data for i in r.images] == [PNG, PNG] and r.image_bytes == PNG
     assert [i.mime for i in r.images] == ["image/png", "image/png"]
     assert [i.revised_prompt for i in r.images] == ["A fox, 8x8"] * 2
     assert r.cost == pytest.approx(0.08) and r.size == "8x8" and r.status_code == 200
@@ -127,7 +127,7 @@ def test_custom_paths_read_another_image_api() -> None:
     ep = image_ep(image_b64_path="$.result.images[*].base64", revised_prompt_path="$.prompt_used")
     with hosts.client() as client:
         r = nbllm.generate_image(ep, "a fox", client=client)
-    assert r.data == PNG and r.text == "fox!"
+    assert r.image_bytes == PNG and r.text == "fox!"
 
 
 def test_an_answer_without_images_names_the_paths_and_shows_a_sample() -> None:
@@ -190,7 +190,7 @@ def test_async_url_answers_send_no_key_to_another_origin() -> None:
             return await nbllm.agenerate_image(image_ep(api_key=KEY), "a fox", client=client)
 
     r = asyncio.run(go())
-    assert len(r.images) == 1 and r.data == PNG  # b64 images are taken when the answer has any
+    assert len(r.images) == 1 and r.image_bytes == PNG  # b64 images are taken when the answer has any
     hosts.answers["POST img.example/v1/images/generations"] = {
         "data": [{"url": "https://blob.other.example/x.png"}]
     }
@@ -200,7 +200,7 @@ def test_async_url_answers_send_no_key_to_another_origin() -> None:
             return await nbllm.agenerate_image(image_ep(api_key=KEY), "a fox", client=client)
 
     r2 = asyncio.run(go2())
-    assert r2.data == PNG and r2.images[0].mime == "image/png"  # sniffed: no content-type sent
+    assert r2.image_bytes == PNG and r2.images[0].mime == "image/png"  # sniffed: no content-type sent
     get = hosts.seen[-1]
     assert get.method == "GET" and "authorization" not in get.headers and KEY not in str(get.headers)
 
@@ -261,7 +261,7 @@ def test_demo_answers_b64_and_url_sync_and_async(demo: nbllm.DemoServer) -> None
     assert [i.data for i in again.images] == [i.data for i in r.images]  # deterministic
     u = asyncio.run(nbllm.agenerate_image(ep, "a red fox", response_format="url"))
     assert u.images[0].url is not None and u.images[0].url.startswith(demo.url + "/images/files/")
-    assert u.data == make_png("a red fox", 64, 64)
+    assert u.image_bytes == make_png("a red fox", 64, 64)
     assert demo.requests[-1]["method"] == "GET"
 
 
@@ -269,7 +269,7 @@ def test_demo_with_a_key_serves_url_images_to_the_same_origin_with_the_key() -> 
     with nbllm.demo_server(api_key=KEY) as srv:
         ep = nbllm.Endpoint(name="k", url=srv.url + "/images/generations", api_key=KEY)
         r = nbllm.generate_image(ep, "a fox", response_format="url")
-        assert r.data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert r.image_bytes[:8] == b"\x89PNG\r\n\x1a\n"
         assert [q["headers"].get("authorization") for q in srv.requests] == [f"Bearer {KEY}"] * 2
 
 
@@ -310,9 +310,9 @@ def test_handler_sync_and_async_from_both_callers() -> None:
     assert [i.data for i in r.images] == [make_png("a fox", 4, 4, i) for i in range(2)]
     assert sync.calls == [{"prompt": "a fox", "model": "pix", "n": 2, "size": "4x4"}]
     ar = asyncio.run(nbllm.agenerate_image("img-sync/pix", "a cat"))  # sync handler, async caller
-    assert ar.data == make_png("a cat", 4, 4, 0)
+    assert ar.image_bytes == make_png("a cat", 4, 4, 0)
     r2 = nbllm.generate_image("img-async/m2", "a fox")  # async handler, sync caller
-    assert r2.data == PNG and r2.text == "m2: a fox"
+    assert r2.image_bytes == PNG and r2.text == "m2: a fox"
     ar2 = asyncio.run(nbllm.agenerate_image("img-async/m2", "a cat"))
     assert ar2.text == "m2: a cat"
 
@@ -343,7 +343,7 @@ def test_sniff_and_pillow_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
     with pytest.raises(nbllm.UsageError, match="pip install pillow"):
         r.pil()
-    assert r.data == PNG  # the bytes need nothing
+    assert r.image_bytes == PNG  # the bytes need nothing
 
 
 # ---- %%llm and %llm_model ----------------------------------------------------------------------
@@ -394,7 +394,7 @@ def test_llm_cell_shows_the_image_inline_and_o_keeps_the_bytes(
     footers = [t for t in texts if t.startswith("[demo-image · 64x64 · 1 image · total ")]
     assert len(footers) == 1 and footers[0].endswith(" · $0.02]")
     pic = ip.user_ns["pic"]
-    assert isinstance(pic, ImageResult) and pic.data == make_png("a lighthouse at dusk", 64, 64)
+    assert isinstance(pic, ImageResult) and pic.image_bytes == make_png("a lighthouse at dusk", 64, 64)
     assert ip.user_ns["_llm_result"] is pic
 
 
@@ -473,7 +473,7 @@ def test_server_errors_are_retried_like_text_calls() -> None:
 
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
         r = nbllm.generate_image(image_ep(retries=2), "a fox", client=client)
-    assert r.data == PNG and r.retries == 1 and len(hosts.seen) == 2
+    assert r.image_bytes == PNG and r.retries == 1 and len(hosts.seen) == 2
 
 
 def test_llm_cell_on_an_image_only_handler_provider(
@@ -483,7 +483,7 @@ def test_llm_cell_on_an_image_only_handler_provider(
     ip.magics_manager.registry["LLMMagics"].output = "text"
     res = ip.run_cell("%%llm -m img-cell/painter -o pic\na fox")
     assert res.success, res.error_in_exec
-    assert ip.user_ns["pic"].data == PNG
+    assert ip.user_ns["pic"].image_bytes == PNG
     assert "revised prompt: painter: a fox" in capsys.readouterr().out
 
 
@@ -513,7 +513,7 @@ def test_a_gzip_answer_over_a_real_socket_is_inflated_within_the_cap() -> None:
     try:
         url = f"http://127.0.0.1:{server.server_port}/v1/images/generations"
         r = nbllm.generate_image(nbllm.Endpoint(name="gz", url=url, retries=0), "a fox")
-        assert r.data == PNG and r.raw["pad"] == "x" * 4000
+        assert r.image_bytes == PNG and r.raw["pad"] == "x" * 4000
         # decompressed, the answer is over a 2 KiB cap though its gzip is not: refused
         with pytest.raises(nbllm.StreamError, match="max_body_bytes"):
             nbllm.generate_image(nbllm.Endpoint(name="gz", url=url, retries=0, max_body_bytes=2048), "a fox")

@@ -123,6 +123,20 @@ def test_rerun_uses_the_cache_and_the_magic_works(executed: Any) -> None:
     assert "reloaded 24 rows" in reload
 
 
+def test_structured_extraction_gives_typed_columns(executed: Any) -> None:
+    dtypes = data(cell(executed, 'extracted.dtypes.filter(like="out_")'), "text/plain")[0]
+    lines = {line.split()[0]: line.split()[1] for line in dtypes.splitlines() if line.startswith("out_")}
+    assert lines == {
+        "out_sentiment": "string",
+        "out_confidence": "Float64",
+        "out_topics": "object",
+    }
+    table = data(cell(executed, "from typing import Literal"), "text/plain")[0]
+    assert "schema: field 'sentiment': expected string" in table  # the broken row's error
+    repaired = data(cell(executed, "repaired = nbllm.evaluate("), "text/plain")[0]
+    assert "schema:" not in repaired  # repair=1 fixed it
+
+
 def _wait_for_cached_rows(path: Path, *, at_least: int, timeout: float) -> None:
     """Poll the evaluation cache (sqlite, WAL) from outside the kernel until it holds rows."""
     import sqlite3

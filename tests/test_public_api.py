@@ -25,6 +25,7 @@ EXPECTED = {
     "RegistryFileError",
     "RequestError",
     "Result",
+    "SchemaError",
     "Stream",
     "StreamError",
     "TimeoutError",

@@ -688,7 +688,45 @@ def test_nbllm_litellm_image_generation_custom_handler(litellm_proxy: ServerHand
     assert [_png_size(i.data) for i in r.images] == [(64, 64)] * 2
     assert r.text == "echo-image: a lighthouse" and r.cost == pytest.approx(0.02)
     ar = asyncio.run(nbllm.agenerate_image(ep, "a harbour"))
-    assert ar.data == make_png("a harbour") and ar.images[0].revised_prompt == "echo-image: a harbour"
+    assert ar.image_bytes == make_png("a harbour") and ar.images[0].revised_prompt == "echo-image: a harbour"
     with pytest.raises(nbllm.HTTPStatusError) as ei:
         nbllm.generate_image(ep, "a lighthouse [[policy]]")
     assert ei.value.status_code == 400 and "safety system" in str(ei.value)
+
+
+def test_nbllm_schema_through_litellm_proxy(litellm_proxy: ServerHandle) -> None:
+    """``schema=`` sends OpenAI's response_format through the real proxy to the CustomLLM
+    handler, which answers JSON following it; complete/stream give ``.data`` and evaluate typed
+    columns."""
+    nbllm = _nbllm()
+    ep = nbllm.Endpoint(
+        name="real-litellm-schema",
+        url=litellm_proxy.base_url,
+        model="echo",
+        api_key=litellm_proxy.master_key,
+        retries=0,
+    )
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": ["good", "bad"]},
+            "score": {"type": "number"},
+            "count": {"type": "integer"},
+            "words": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["label", "score", "count", "words"],
+        "additionalProperties": False,
+    }
+    r = nbllm.complete(ep, "Rate this phone", schema=schema)
+    assert r.data == {"label": "good", "score": 0.5, "count": 1, "words": ["Rate"]}
+    with nbllm.stream(ep, "Rate this phone", schema=schema) as s:
+        streamed = "".join(s)
+    assert s.result is not None and s.result.data == r.data and streamed == r.text
+    df = nbllm.evaluate(["Rate this phone"], ep, schema=schema, cache=False, progress=False)
+    assert df.loc[0, "error"] == ""
+    assert {c: str(df[c].dtype) for c in df.columns if c.startswith("out_")} == {
+        "out_label": "string",
+        "out_score": "Float64",
+        "out_count": "Int64",
+        "out_words": "object",
+    }

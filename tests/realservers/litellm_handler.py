@@ -16,6 +16,12 @@
 
 ``max_tokens`` caps the answer in words (finish_reason "length"). Usage counts words. This file
 must import only what the proxy's venv has (litellm and the standard library).
+
+Structured outputs: when the request carries OpenAI's ``response_format`` json_schema (the
+proxy hands it over in ``optional_params``), ``echo`` answers a JSON object following that
+schema instead (strings from the words of the last user message, enums their first value,
+numbers 0.5, integers 1, booleans true, arrays of one item), so nbllm's ``schema=`` can be
+checked through the real proxy.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import struct
 import time
 import zlib
@@ -44,13 +51,51 @@ def _text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+def _fill(node: Any, words: list[str]) -> Any:
+    if not isinstance(node, dict):
+        return None
+    if isinstance(node.get("enum"), list) and node["enum"]:
+        return node["enum"][0]
+    t = node.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "null")
+    if t == "object" or isinstance(node.get("properties"), dict):
+        return {k: _fill(v, words) for k, v in (node.get("properties") or {}).items()}
+    if t == "array":
+        return [_fill(node.get("items") or {"type": "string"}, words)]
+    if t == "integer":
+        return 1
+    if t == "number":
+        return 0.5
+    if t == "boolean":
+        return True
+    if t == "null":
+        return None
+    return words[0] if words else "echo"
+
+
+def _schema_of(optional_params: dict) -> Any:
+    rf = (optional_params or {}).get("response_format")
+    if hasattr(rf, "model_dump"):
+        rf = rf.model_dump()
+    if isinstance(rf, dict) and rf.get("type") == "json_schema":
+        spec = rf.get("json_schema") or {}
+        return spec.get("schema") if isinstance(spec, dict) else None
+    return None
+
+
 def _plan(model: str, messages: list, optional_params: dict) -> tuple[list[str], str, dict]:
     """-> (words to send, finish_reason, usage dict)."""
     last_user = ""
     for m in messages or []:
         if isinstance(m, dict) and m.get("role") == "user":
             last_user = _text_of(m.get("content"))
-    words = ("echo: " + last_user).split()
+    schema = _schema_of(optional_params)
+    if isinstance(schema, dict):
+        answer = json.dumps(_fill(schema, [w for w in last_user.split() if w.isalpha()]))
+        words = answer.split(" ")  # joined back with single spaces: the exact JSON text
+    else:
+        words = ("echo: " + last_user).split()
     finish = "stop"
     max_tokens = (optional_params or {}).get("max_tokens") or (optional_params or {}).get(
         "max_completion_tokens"
