@@ -1,9 +1,12 @@
 """What the magics show: the growing answer, side-by-side columns, footers and tables.
 
-Two sinks. In a notebook (a kernel with a frontend) an answer is ONE output, created with
-``display(..., display_id=True)`` and replaced with ``update`` at most ``rate`` times a second and
-at most ``byte_rate`` bytes a second (the interval grows with the text), plus one exact final
-update; nbclient saves only that final state. In a terminal the deltas go to stdout.
+Two sinks. In a notebook (a kernel with a frontend) a text/json/code answer is ONE output, created
+with ``display(..., display_id=True)`` and replaced with ``update`` at most ``rate`` times a second
+and at most ``byte_rate`` bytes a second (the interval grows with the text), plus one exact final
+update; nbclient saves only that final state. A Markdown answer is cut into blocks
+(``_mdblocks``): each finished block is one output sent once and never again, only the open
+(last) block is redrawn, so the bytes sent and the browser's work stay linear in the answer and
+the redraw rate stays steady (``BlockLive``). In a terminal the deltas go to stdout.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from IPython.core.display_functions import DisplayHandle, display
 
 from . import Result
 from ._format import money
+from ._mdblocks import BlockSplitter, open_markdown
 
 __all__ = [
+    "STREAM_MODE",
+    "BlockLive",
     "Column",
     "Live",
     "Throttle",
@@ -29,6 +35,7 @@ __all__ = [
     "duration",
     "footer_line",
     "footer_text",
+    "make_live",
     "show",
     "show_footer",
     "table_bundle",
@@ -36,6 +43,10 @@ __all__ = [
 ]
 
 Bundle = dict[str, Any]
+# How a streamed Markdown answer is redrawn in a notebook: "blocks" (finished blocks sent once,
+# the open block redrawn) or "whole" (the whole text re-sent at each redraw: the old way, kept
+# for bench/bench_browser_stream.py to compare against).
+STREAM_MODE = "blocks"
 _FOOTER_STYLE = "color:#777;font-size:0.85em;font-family:var(--jp-code-font-family,monospace)"
 
 
@@ -200,6 +211,90 @@ class Live:
     def finish(self, text: str | None = None) -> None:
         """The exact final state: ``text`` (default: what arrived)."""
         self._push(True, text)
+
+
+class BlockLive(Live):
+    """A Markdown answer in a notebook, by blocks: one output per finished block, sent once.
+
+    The open block is one output updated at most ``rate`` times a second (``byte_rate`` counts
+    only its text). When blocks finish, the open output is updated ONCE to hold exactly them (it
+    only grows: what it showed is a prefix of them) and a new output is displayed after it for the
+    new open block, so the page never gets shorter. The saved notebook holds each block once, in
+    order: the answer exactly once. ``outputs`` counts the outputs created.
+    """
+
+    def __init__(self, *, fmt: str = "markdown", rate: float = 10.0, byte_rate: float = 512_000) -> None:
+        super().__init__(rich=True, fmt=fmt, rate=rate, byte_rate=byte_rate)
+        self._split = BlockSplitter()
+        self._handles = [self._handle] if self._handle is not None else []
+        self._open_size = 0
+        self._arrived = 0  # characters fed
+        self._frozen = 0  # characters in outputs that will not change again
+
+    @property
+    def outputs(self) -> int:
+        return len(self._handles)
+
+    def add(self, delta: str) -> None:
+        self._split.feed(delta)
+        self._open_size += len(delta)
+        self._arrived += len(delta)
+        if self._throttle.due(self._copies * self._open_size):
+            self._throttle.mark()
+            self._redraw()
+
+    def _send(self, handle: DisplayHandle | None, text: str) -> DisplayHandle | None:
+        bundle = {"text/markdown": text, "text/plain": text}
+        self.updates += 1
+        if handle is None:
+            new = show(bundle, display_id=True)
+            if new is not None:
+                self._handles.append(new)
+            return new
+        update(handle, bundle)
+        return handle
+
+    def _freeze(self, blocks: list[str]) -> None:
+        """The open output becomes these finished blocks (it only grows: it showed a prefix)."""
+        frozen = "".join(blocks)
+        self._frozen += len(frozen)
+        self._send(self._handles[-1] if self._handles else None, frozen)
+        self._open_size = len(self._split.open)
+
+    def _redraw(self) -> None:
+        blocks = self._split.take()
+        text = self._split.open
+        shown = open_markdown(text[: len(text) - self._split.undecided], self._split.fence)
+        if blocks:
+            self._freeze(blocks)
+            self._send(None, shown)  # a new output after the frozen one, for the open block
+        else:
+            self._send(self._handles[-1] if self._handles else None, shown)
+
+    def finish(self, text: str | None = None) -> None:
+        """The exact final state: the last blocks, or ``text`` if it is not what arrived."""
+        self._split.close()
+        blocks = self._split.take()
+        rest = "".join(blocks) + self._split.open
+        before = self._frozen
+        if text is not None and (len(text) != self._arrived or text[before:] != rest):
+            for h in self._handles[:-1]:  # the final text is not what arrived: one output holds it
+                update(h, {"text/plain": ""})
+            self._send(self._handles[-1] if self._handles else None, text)
+            return
+        if blocks:
+            self._freeze(blocks)
+            if self._split.open:
+                self._send(None, self._split.open)
+        else:
+            self._send(self._handles[-1] if self._handles else None, self._split.open)
+
+
+def make_live(*, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000) -> Live:
+    """The growing answer for ``fmt``: by blocks for Markdown in a notebook, else one output."""
+    if rich and fmt == "markdown" and STREAM_MODE == "blocks":
+        return BlockLive(fmt=fmt, rate=rate, byte_rate=byte_rate)
+    return Live(rich=rich, fmt=fmt, rate=rate, byte_rate=byte_rate)
 
 
 # ---- several answers side by side -------------------------------------------------------------

@@ -20,11 +20,11 @@ from IPython.core.display_functions import DisplayHandle
 from . import AsyncStream, NbllmError, Result, Stream, acomplete, astream, complete, stream
 from ._display import (
     Column,
-    Live,
     Throttle,
     column_text,
     columns_bundle,
     footer_line,
+    make_live,
     show,
     show_footer,
     update,
@@ -82,7 +82,7 @@ class Outcome:
 
 def run_one(call: Call, view: View) -> Outcome:
     """Stream (or fetch) one answer into a single growing output, then its footer."""
-    live = Live(rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate)
+    live = make_live(rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate)
     out = Outcome(call.name)
     s: Stream | None = None
     try:
