@@ -11,6 +11,7 @@ protocol (``Performance.getMetrics``: TaskDuration, all tasks, not only the long
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from dataclasses import dataclass, field
@@ -215,12 +216,12 @@ def measure(
     run = Run(variant, tokens, task_s=t1 - t0, raw=data["raw"])
     frames = [f for f in data["frames"] if data["first"] is None or f >= data["first"]]
     heights = data["heights"][len(data["frames"]) - len(frames) :]
-    gaps = [b - a for a, b in zip(frames, frames[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(frames)]
     run.frames = len(frames)
     run.long_frames = sum(g > 50 for g in gaps)
     run.worst_gap_ms = round(max(gaps, default=0.0), 1)
     run.wall_s = round((frames[-1] - frames[0]) / 1000, 2) if frames else 0.0
-    run.height_drops = [round(a - b, 1) for a, b in zip(heights, heights[1:], strict=False) if b < a - 0.5]
+    run.height_drops = [round(a - b, 1) for a, b in itertools.pairwise(heights) if b < a - 0.5]
     run.outputs = page.evaluate(
         """() => { const c = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
                    return c[c.length - 1].querySelectorAll('.jp-OutputArea-output').length }"""
