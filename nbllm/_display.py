@@ -214,20 +214,28 @@ class Live:
 
 
 class BlockLive(Live):
-    """A Markdown answer in a notebook, by blocks: one output per finished block, sent once.
+    """A Markdown answer in a notebook, by blocks: finished blocks are frozen into outputs that
+    are never sent again; only the last output (the open block) is redrawn.
 
-    The open block is one output updated at most ``rate`` times a second (``byte_rate`` counts
-    only its text). When blocks finish, the open output is updated ONCE to hold exactly them (it
+    The last output is updated at most ``rate`` times a second (``byte_rate`` counts only its
+    text). Finished blocks wait in it until they add up to ``min_frozen`` characters (and
+    ``growth`` times what is frozen already): then it is updated ONCE to hold exactly them (it
     only grows: what it showed is a prefix of them) and a new output is displayed after it for the
-    new open block, so the page never gets shorter. The saved notebook holds each block once, in
-    order: the answer exactly once. ``outputs`` counts the outputs created.
+    open block, so the page never gets shorter. Batching keeps the outputs few: JupyterLab shows
+    only the first 50 outputs of a cell (``maxNumberOutputs``), so past ``max_outputs`` nothing
+    more is frozen. The saved notebook holds each block once, in order: the answer exactly once.
     """
+
+    min_frozen = 4000  # characters: ~1,000 tokens; below it a redraw costs the browser little
+    growth = 0.05  # past 80,000 characters frozen, freeze in 5% steps: the outputs stay few
+    max_outputs = 45  # JupyterLab renders at most 50 outputs per cell (footer and others too)
 
     def __init__(self, *, fmt: str = "markdown", rate: float = 10.0, byte_rate: float = 512_000) -> None:
         super().__init__(rich=True, fmt=fmt, rate=rate, byte_rate=byte_rate)
         self._split = BlockSplitter()
         self._handles = [self._handle] if self._handle is not None else []
-        self._open_size = 0
+        self._pending: list[str] = []  # finished blocks shown in the last output, not frozen yet
+        self._pending_size = 0
         self._arrived = 0  # characters fed
         self._frozen = 0  # characters in outputs that will not change again
 
@@ -237,57 +245,49 @@ class BlockLive(Live):
 
     def add(self, delta: str) -> None:
         self._split.feed(delta)
-        self._open_size += len(delta)
         self._arrived += len(delta)
-        if self._throttle.due(self._copies * self._open_size):
+        if self._throttle.due(self._copies * (self._arrived - self._frozen)):
             self._throttle.mark()
             self._redraw()
 
-    def _send(self, handle: DisplayHandle | None, text: str) -> DisplayHandle | None:
+    def _send(self, handle: DisplayHandle | None, text: str) -> None:
         bundle = {"text/markdown": text, "text/plain": text}
         self.updates += 1
         if handle is None:
             new = show(bundle, display_id=True)
             if new is not None:
                 self._handles.append(new)
-            return new
-        update(handle, bundle)
-        return handle
+        else:
+            update(handle, bundle)
 
-    def _freeze(self, blocks: list[str]) -> None:
-        """The open output becomes these finished blocks (it only grows: it showed a prefix)."""
-        frozen = "".join(blocks)
-        self._frozen += len(frozen)
-        self._send(self._handles[-1] if self._handles else None, frozen)
-        self._open_size = len(self._split.open)
+    def _last(self) -> DisplayHandle | None:
+        return self._handles[-1] if self._handles else None
 
     def _redraw(self) -> None:
-        blocks = self._split.take()
+        for block in self._split.take():
+            self._pending.append(block)
+            self._pending_size += len(block)
         text = self._split.open
         shown = open_markdown(text[: len(text) - self._split.undecided], self._split.fence)
-        if blocks:
-            self._freeze(blocks)
-            self._send(None, shown)  # a new output after the frozen one, for the open block
+        due = max(self.min_frozen, self.growth * self._frozen)
+        if self._pending and self._pending_size >= due and len(self._handles) < self.max_outputs:
+            frozen = "".join(self._pending)
+            self._pending, self._pending_size = [], 0
+            self._frozen += len(frozen)
+            self._send(self._last(), frozen)  # the last output becomes these blocks, for good
+            self._send(None, shown)  # and a new output after it takes the open block
         else:
-            self._send(self._handles[-1] if self._handles else None, shown)
+            self._send(self._last(), "".join(self._pending) + shown)
 
     def finish(self, text: str | None = None) -> None:
-        """The exact final state: the last blocks, or ``text`` if it is not what arrived."""
-        self._split.close()
-        blocks = self._split.take()
-        rest = "".join(blocks) + self._split.open
-        before = self._frozen
-        if text is not None and (len(text) != self._arrived or text[before:] != rest):
-            for h in self._handles[:-1]:  # the final text is not what arrived: one output holds it
+        """The exact final state: the last output holds all that is not frozen (or, if ``text``
+        is not what arrived, ``text`` alone, the other outputs emptied)."""
+        rest = "".join(self._pending) + "".join(self._split.take()) + self._split.close()
+        if text is not None and (len(text) != self._arrived or text[self._frozen :] != rest):
+            for h in self._handles[:-1]:
                 update(h, {"text/plain": ""})
-            self._send(self._handles[-1] if self._handles else None, text)
-            return
-        if blocks:
-            self._freeze(blocks)
-            if self._split.open:
-                self._send(None, self._split.open)
-        else:
-            self._send(self._handles[-1] if self._handles else None, self._split.open)
+            rest = text
+        self._send(self._last(), rest)
 
 
 def make_live(*, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000) -> Live:
