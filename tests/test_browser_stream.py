@@ -34,7 +34,10 @@ STEP_MS = int(os.environ.get("NBLLM_BROWSER_STEP_MS", "120000"))
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.JupyterLab]:
     root = tmp_path_factory.mktemp("stream-root")
-    sp.stream_notebook(root / "blocks.ipynb", "blocks", TOKENS, 0.008)
+    # a short answer (~4,000 characters): freeze blocks in small batches so that several freezes
+    # happen (the default waits for 4,000 characters)
+    extra = "nbllm._display.BlockLive.min_frozen = 300"
+    sp.stream_notebook(root / "blocks.ipynb", "blocks", TOKENS, 0.008, extra=extra)
     server = lb.JupyterLab(
         root,
         tmp_path_factory.mktemp("stream-state"),

@@ -88,7 +88,9 @@ def markdown_answer(tokens: int) -> str:
     return "".join(out)
 
 
-def stream_notebook(path: Path, variant: str, tokens: int, delay: float, url: str | None = None) -> None:
+def stream_notebook(
+    path: Path, variant: str, tokens: int, delay: float, url: str | None = None, extra: str = ""
+) -> None:
     """A notebook whose last cell streams a ``tokens``-piece answer in ``variant``:
     blocks | whole (Markdown by %%llm, new or old redraw), naive (update_display per token),
     text (%%llm --format text), side (two endpoints side by side). ``url``: a demo server
@@ -104,7 +106,7 @@ def stream_notebook(path: Path, variant: str, tokens: int, delay: float, url: st
         + "%load_ext nbllm\n"
         "%llm_model add demo --url {url} --default --replace\n"
         "%llm_model add demo2 --url {url} --replace\n"
-        f"prompt = open('answer-{tokens}.md').read() + '[[delay:{delay}]]'"
+        f"prompt = open('answer-{tokens}.md').read() + '[[delay:{delay}]]'\n" + extra
     )
     body = {
         "blocks": "%%llm\n{prompt}",
