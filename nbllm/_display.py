@@ -4,9 +4,10 @@ Two sinks. In a notebook (a kernel with a frontend) a text/json/code answer is O
 with ``display(..., display_id=True)`` and replaced with ``update`` at most ``rate`` times a second
 and at most ``byte_rate`` bytes a second (the interval grows with the text), plus one exact final
 update; nbclient saves only that final state. A Markdown answer is cut into blocks
-(``_mdblocks``): each finished block is one output sent once and never again, only the open
-(last) block is redrawn, so the bytes sent and the browser's work stay linear in the answer and
-the redraw rate stays steady (``BlockLive``). In a terminal the deltas go to stdout.
+(``_mdblocks``): finished blocks are frozen, in batches, into outputs that are never sent again
+and only the last output (the open block) is redrawn, so the bytes sent and the browser's work
+stay about linear in the answer and the redraw rate stays steady (``BlockLive``); the saved
+notebook holds the answer once, over a few outputs. In a terminal the deltas go to stdout.
 """
 
 from __future__ import annotations
