@@ -1,9 +1,13 @@
 """What the magics show: the growing answer, side-by-side columns, footers and tables.
 
-Two sinks. In a notebook (a kernel with a frontend) an answer is ONE output, created with
-``display(..., display_id=True)`` and replaced with ``update`` at most ``rate`` times a second and
-at most ``byte_rate`` bytes a second (the interval grows with the text), plus one exact final
-update; nbclient saves only that final state. In a terminal the deltas go to stdout.
+Two sinks. In a notebook (a kernel with a frontend) a text/json/code answer is ONE output, created
+with ``display(..., display_id=True)`` and replaced with ``update`` at most ``rate`` times a second
+and at most ``byte_rate`` bytes a second (the interval grows with the text), plus one exact final
+update; nbclient saves only that final state. A Markdown answer is cut into blocks
+(``_mdblocks``): finished blocks are frozen, in batches, into outputs that are never sent again
+and only the last output (the open block) is redrawn, so the bytes sent and the browser's work
+stay about linear in the answer and the redraw rate stays steady (``BlockLive``); the saved
+notebook holds the answer once, over a few outputs. In a terminal the deltas go to stdout.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ from typing import Any
 from IPython.core.display_functions import DisplayHandle, display
 
 from ._format import money
+from ._mdblocks import BlockSplitter, open_markdown
 from ._result import Result
 
 __all__ = [
+    "STREAM_MODE",
+    "BlockLive",
     "Column",
     "Live",
     "Throttle",
@@ -29,6 +36,7 @@ __all__ = [
     "duration",
     "footer_line",
     "footer_text",
+    "make_live",
     "show",
     "show_footer",
     "table_bundle",
@@ -36,6 +44,10 @@ __all__ = [
 ]
 
 Bundle = dict[str, Any]
+# How a streamed Markdown answer is redrawn in a notebook: "blocks" (finished blocks sent once,
+# the open block redrawn) or "whole" (the whole text re-sent at each redraw: the old way, kept
+# for bench/bench_browser_stream.py to compare against).
+STREAM_MODE = "blocks"
 _FOOTER_STYLE = "color:#777;font-size:0.85em;font-family:var(--jp-code-font-family,monospace)"
 
 
@@ -200,6 +212,90 @@ class Live:
     def finish(self, text: str | None = None) -> None:
         """The exact final state: ``text`` (default: what arrived)."""
         self._push(True, text)
+
+
+class BlockLive(Live):
+    """A Markdown answer in a notebook, by blocks: finished blocks are frozen into outputs that
+    are never sent again; only the last output (the open block) is redrawn.
+
+    The last output is updated at most ``rate`` times a second (``byte_rate`` counts only its
+    text). Finished blocks wait in it until they add up to ``min_frozen`` characters (and
+    ``growth`` times what is frozen already): then it is updated ONCE to hold exactly them (it
+    only grows: what it showed is a prefix of them) and a new output is displayed after it for the
+    open block, so the page never gets shorter. Batching keeps the outputs few: JupyterLab shows
+    only the first 50 outputs of a cell (``maxNumberOutputs``), so past ``max_outputs`` nothing
+    more is frozen. The saved notebook holds each block once, in order: the answer exactly once.
+    """
+
+    min_frozen = 4000  # characters: ~1,000 tokens; below it a redraw costs the browser little
+    growth = 0.05  # past 80,000 characters frozen, freeze in 5% steps: the outputs stay few
+    max_outputs = 45  # JupyterLab renders at most 50 outputs per cell (footer and others too)
+
+    def __init__(self, *, fmt: str = "markdown", rate: float = 10.0, byte_rate: float = 512_000) -> None:
+        super().__init__(rich=True, fmt=fmt, rate=rate, byte_rate=byte_rate)
+        self._split = BlockSplitter()
+        self._handles = [self._handle] if self._handle is not None else []
+        self._pending: list[str] = []  # finished blocks shown in the last output, not frozen yet
+        self._pending_size = 0
+        self._arrived = 0  # characters fed
+        self._frozen = 0  # characters in outputs that will not change again
+
+    @property
+    def outputs(self) -> int:
+        return len(self._handles)
+
+    def add(self, delta: str) -> None:
+        self._split.feed(delta)
+        self._arrived += len(delta)
+        if self._throttle.due(self._copies * (self._arrived - self._frozen)):
+            self._throttle.mark()
+            self._redraw()
+
+    def _send(self, handle: DisplayHandle | None, text: str) -> None:
+        bundle = {"text/markdown": text, "text/plain": text}
+        self.updates += 1
+        if handle is None:
+            new = show(bundle, display_id=True)
+            if new is not None:
+                self._handles.append(new)
+        else:
+            update(handle, bundle)
+
+    def _last(self) -> DisplayHandle | None:
+        return self._handles[-1] if self._handles else None
+
+    def _redraw(self) -> None:
+        for block in self._split.take():
+            self._pending.append(block)
+            self._pending_size += len(block)
+        text = self._split.open
+        shown = open_markdown(text[: len(text) - self._split.undecided], self._split.fence)
+        due = max(self.min_frozen, self.growth * self._frozen)
+        if self._pending and self._pending_size >= due and len(self._handles) < self.max_outputs:
+            frozen = "".join(self._pending)
+            self._pending, self._pending_size = [], 0
+            self._frozen += len(frozen)
+            self._send(self._last(), frozen)  # the last output becomes these blocks, for good
+            self._send(None, shown)  # and a new output after it takes the open block
+        else:
+            self._send(self._last(), "".join(self._pending) + shown)
+
+    def finish(self, text: str | None = None) -> None:
+        """The exact final state: the last output holds all that is not frozen (or, if ``text``
+        is not what arrived, ``text`` alone, the other outputs emptied)."""
+        rest = "".join(self._pending) + "".join(self._split.take()) + self._split.close()
+        if text is not None and (len(text) != self._arrived or text[self._frozen :] != rest):
+            for h in self._handles[:-1]:
+                update(h, {"text/plain": ""})
+            rest = text
+        self._send(self._last(), rest)
+
+
+def make_live(*, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000) -> Live:
+    """The growing answer for ``fmt``: by blocks for Markdown in a notebook, else one output."""
+    if rich and fmt == "markdown" and STREAM_MODE == "blocks":
+        return BlockLive(fmt=fmt, rate=rate, byte_rate=byte_rate)
+    return Live(rich=rich, fmt=fmt, rate=rate, byte_rate=byte_rate)
 
 
 # ---- several answers side by side -------------------------------------------------------------

@@ -21,11 +21,11 @@ from ._api import acomplete, astream, complete, stream
 from ._client import AsyncStream, Stream
 from ._display import (
     Column,
-    Live,
     Throttle,
     column_text,
     columns_bundle,
     footer_line,
+    make_live,
     show,
     show_footer,
     update,
@@ -43,7 +43,7 @@ def run_one(call: Call, view: View) -> Outcome:
     """Stream (or fetch) one answer into a single growing output, then its footer."""
     if is_image_endpoint(call.name):  # images: shown whole, with their own footer
         return run_image(call, view)
-    live = Live(rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate)
+    live = make_live(rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate)
     out = Outcome(call.name)
     s: Stream | None = None
     try:

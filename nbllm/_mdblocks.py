@@ -1,0 +1,252 @@
+"""Incremental Markdown block splitter: feed text deltas, get finished blocks and the open block.
+
+Pure and I/O-free. A streamed Markdown answer is cut into top-level blocks so that a notebook can
+send each finished block ONCE as its own output and redraw only the open (last) block. A cut is
+made only where rendering the pieces one by one gives the same page as rendering the whole text:
+
+- a new block starts only at a non-blank line that begins in column 0 (no indent) and follows a
+  blank line, or follows a closed top-level code fence or an ATX heading (``# ...``);
+- never inside an open code fence (````` or ``~~~``, any length >= 3, closed by a fence of the same
+  character at least as long; fences inside lists and blockquotes count too);
+- never inside a list: after a blank line, a line that starts with a list marker or an indent
+  continues it (a loose list); only a non-indented, non-list line ends it;
+- never inside an HTML element that spans blank lines (``<details>`` ... ``</details>``, comments);
+- setext headings and tables need no rule: a ``===``/``---`` underline or a table row never follows
+  a blank line, so the paragraph or table they belong to is still open.
+
+The decision that a block starts is taken on the first characters of its first line (one to a
+dozen), the same for any split of the text into deltas: a finished block is final. Blank lines
+belong to the block before them, so ``"".join(finished) + open == text`` always. Linear time:
+every character is looked at a bounded number of times (an offset, never a rescan from 0).
+
+Known limit: reference-style link definitions (``[x]: url``) are document-wide in CommonMark; a
+block that uses a definition from another block renders the link as text.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["BlockSplitter", "open_markdown", "split_blocks"]
+
+_FENCE_OPEN = re.compile(r"^(?:[ \t]*(?:>|[-*+][ \t]|\d{1,9}[.)][ \t]))*[ \t]*(`{3,}|~{3,})(.*)$")
+_FENCE_CLOSE = re.compile(r"^[ \t>]*(`{3,}|~{3,})[ \t]*$")
+_LIST = re.compile(r"^[ \t]{0,3}(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)")
+_LIST_SURE = re.compile(r"^(?:[-*+]|\d{1,9}[.)])[ \t]")  # a line that starts like this is a list item
+_LIST_PREFIX = re.compile(r"^(?:[-*+]|\d{1,9}[.)]?)$")  # a partial line that may still become one
+_ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
+_HTML_OPEN = re.compile(r"^[ \t>]*<(!--|[A-Za-z][A-Za-z0-9-]*)(?=[ \t/>]|$)")  # not <https://..>
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+        "p",
+    ]
+)  # void, or closed implicitly (<p>): nothing to wait for
+
+
+class BlockSplitter:
+    """Feed deltas with ``feed``; ``finished`` grows with final blocks, ``open`` is the rest.
+
+    ``take()`` hands over the finished blocks not taken yet. ``open`` is the text after the last
+    finished block (it may end with a partial line). ``undecided`` is how many characters at the
+    end of ``open`` belong to a line whose role (new block or not) is not known yet.
+    """
+
+    def __init__(self) -> None:
+        self._buf = ""  # text after the last finished block (with _tail joined)
+        self._tail: list[str] = []  # deltas not joined to _buf yet (no line end, line decided)
+        self._pos = 0  # start, in _buf, of the first line not fully processed yet
+        self._decided = False  # the line at _pos was already checked for a block start
+        self.finished: list[str] = []
+        self._taken = 0
+        # block state
+        self._started = False  # the open block has a non-blank line
+        self._blank = False  # the last complete line was blank
+        self._closed = False  # the last non-blank line closed a top-level fence or was an ATX heading
+        self._list = False  # the open block contains a list
+        self._fence: tuple[str, int] | None = None  # open fence: (character, length)
+        self._fence_top = False  # that fence opened at top level (not in a list or quote)
+        self._html_end: str | None = None  # an HTML element waits for this (lowercase) text
+
+    @property
+    def open(self) -> str:
+        self._join()
+        return self._buf
+
+    def _join(self) -> None:
+        if self._tail:
+            self._buf += "".join(self._tail)
+            self._tail.clear()
+
+    @property
+    def fence(self) -> tuple[str, int] | None:
+        """The code fence open at the end of the complete lines, if any."""
+        return self._fence
+
+    @property
+    def undecided(self) -> int:
+        if self._decided:
+            return 0
+        self._join()
+        return len(self._buf) - self._pos
+
+    def take(self) -> list[str]:
+        """Finished blocks not handed over yet."""
+        new = self.finished[self._taken :]
+        self._taken = len(self.finished)
+        return new
+
+    def feed(self, delta: str) -> None:
+        if self._decided and "\n" not in delta:
+            self._tail.append(delta)  # the middle of a line: nothing to decide yet
+            return
+        self._tail.append(delta)
+        self._join()
+        while True:
+            if not self._decided:
+                verdict = self._starts_block(self._pos)
+                if verdict is None:
+                    return
+                self._decided = True
+                if verdict:
+                    self._cut(self._pos)
+            end = self._buf.find("\n", self._pos)
+            if end < 0:
+                return
+            self._line(self._buf[self._pos : end + 1])
+            self._pos = end + 1
+            self._decided = False
+
+    def close(self) -> str:
+        """The end of the text: the open block (also returned by ``open``) is final."""
+        return self.open
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _cut(self, at: int) -> None:
+        self.finished.append(self._buf[:at])
+        self._buf = self._buf[at:]
+        self._pos -= at
+        self._started = self._blank = self._closed = self._list = False
+
+    def _starts_block(self, at: int) -> bool | None:
+        """Does the line at ``at`` start a new block? None: not known from what arrived."""
+        if at >= len(self._buf):
+            return None
+        if not self._started or self._fence is not None or self._html_end is not None:
+            return False
+        if not (self._blank or self._closed):
+            return False
+        c = self._buf[at]
+        if c in " \t\n":
+            return False
+        if c == "\r":
+            if at + 1 >= len(self._buf):
+                return None
+            if self._buf[at + 1] == "\n":
+                return False
+        if not self._list:
+            return True
+        head = self._buf[at : at + 12]
+        nl = head.find("\n")
+        if nl >= 0:
+            return not _LIST.match(head[:nl])
+        if _LIST_SURE.match(head):
+            return False
+        return None if len(head) < 12 and _LIST_PREFIX.match(head) else True
+
+    def _line(self, line: str) -> None:
+        """Update the block state with one complete line."""
+        body = line.rstrip("\r\n")
+        if self._fence is not None:
+            m = _FENCE_CLOSE.match(body)
+            if m and m[1][0] == self._fence[0] and len(m[1]) >= self._fence[1]:
+                self._fence = None
+                self._closed = self._fence_top and not self._list
+            else:
+                self._closed = False
+            self._blank = False
+            self._started = True
+            return
+        if not body.strip():
+            if self._started:
+                self._blank = True
+            return
+        self._started = True
+        self._blank = False
+        self._closed = False
+        if self._html_end is not None:
+            if self._html_end in body.lower():
+                self._html_end = None
+            return
+        if _LIST.match(body):
+            self._list = True
+        m = _FENCE_OPEN.match(body)
+        if m and not (m[1][0] == "`" and "`" in m[2]):
+            self._fence = (m[1][0], len(m[1]))
+            self._fence_top = len(body) - len(body.lstrip(" ")) <= 3 and body.lstrip(" ")[0] in "`~"
+            return
+        if _ATX.match(body) and not self._list:
+            self._closed = True
+            return
+        h = _HTML_OPEN.match(body)
+        if h:
+            name = h[1].lower()
+            end = "-->" if name == "!--" else f"</{name}"
+            rest = body[h.end() :].lower()
+            if name not in _VOID and end not in rest and not rest.rstrip().endswith("/>"):
+                self._html_end = end
+
+
+def split_blocks(text: str) -> list[str]:
+    """The whole text at once: its finished blocks, then the last (open) block if not empty."""
+    s = BlockSplitter()
+    s.feed(text)
+    return s.finished + ([s.open] if s.open else [])
+
+
+def _is_row(line: str) -> bool:
+    return line.lstrip(" ").startswith("|")
+
+
+_DELIM = re.compile(r"^ {0,3}\|?[ \t]*:?-+:?[ \t]*(\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
+
+
+def open_markdown(block: str, fence: tuple[str, int] | None) -> str:
+    """The open block as it may be shown while it is still growing: a half-received table row or
+    fence line is held back and an open code fence is closed, so no raw Markdown shows."""
+    cut = block.rfind("\n") + 1
+    last = block[cut:]
+    text = block
+    stripped = last.lstrip(" \t>")
+    if stripped.startswith("|") or any(stripped[:3] == c * 3 or c * len(stripped) == stripped for c in "`~"):
+        text = block[:cut]  # a partial fence or table line: wait for the whole line
+    # a table whose delimiter row has not arrived: a lone header line would show as text
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    rows = 0
+    while rows < len(lines) and _is_row(lines[len(lines) - 1 - rows]):
+        rows += 1
+    if rows and fence is None:
+        first = len(lines) - rows
+        if rows < 2 or not _DELIM.match(lines[first + 1]):
+            text = "\n".join(lines[:first]) + ("\n" if first else "")
+    if fence is not None:
+        if not text.endswith("\n"):
+            text += "\n"
+        text += fence[0] * fence[1] + "\n"
+    return text

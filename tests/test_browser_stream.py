@@ -1,0 +1,78 @@
+"""A Markdown answer streamed by ``%%llm`` in a real JupyterLab 4 in headless Chromium: the output
+never gets shorter while blocks are frozen (no height jump) and no raw Markdown (an open fence,
+a table delimiter row) is ever visible. Same markers and skips as tests/test_browser.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
+import labdriver as lb
+import streamprobe as sp
+
+_missing = [m for m in ("playwright", "jupyterlab", "nbformat") if importlib.util.find_spec(m) is None]
+if not Path(lb.CHROMIUM).exists():
+    _missing.append(lb.CHROMIUM)
+if _missing and os.environ.get("NBLLM_BROWSER_REQUIRED") == "1":
+    raise RuntimeError(f"NBLLM_BROWSER_REQUIRED=1 but missing {', '.join(_missing)}")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(bool(_missing), reason=f"missing {', '.join(_missing)}: run scripts/setup_browser.sh"),
+]
+TOKENS = 700
+STEP_MS = int(os.environ.get("NBLLM_BROWSER_STEP_MS", "120000"))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.JupyterLab]:
+    root = tmp_path_factory.mktemp("stream-root")
+    # a short answer (~4,000 characters): freeze blocks in small batches so that several freezes
+    # happen (the default waits for 4,000 characters)
+    extra = "nbllm._display.BlockLive.min_frozen = 300"
+    sp.stream_notebook(root / "blocks.ipynb", "blocks", TOKENS, 0.008, extra=extra)
+    server = lb.JupyterLab(
+        root,
+        tmp_path_factory.mktemp("stream-state"),
+        env={"NBLLM_CONFIG_DIR": str(tmp_path_factory.mktemp("nbllm-config"))},
+    )
+    server.start(timeout=180)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = lb.launch_chromium(p, user_data_dir=str(tmp_path_factory.mktemp("chromium-profile")))
+        page = ctx.new_page()
+        page.set_default_timeout(STEP_MS)
+        yield page
+        ctx.close()
+
+
+def test_markdown_stream_never_jumps_and_never_shows_raw_markdown(lab: lb.JupyterLab, page: Any) -> None:
+    run = sp.measure(page, lb, lab.url, lab.token, "blocks.ipynb", "blocks", TOKENS, check_ms=40)
+    print(run.as_dict())
+    assert run.outputs >= 5  # finished blocks became outputs of their own (+ the footer)
+    assert run.height_drops == [], run.height_drops  # the output only ever grew
+    assert run.raw == [], run.raw  # no ``` or |---| line visible as text, at any time
+    text = page.evaluate(
+        """() => { const c = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
+                   return c[c.length - 1].querySelector('.jp-OutputArea').innerText }"""
+    )
+    assert "def f(x):" in text and "```" not in text  # fences rendered as code
+    assert (
+        page.locator(".jp-NotebookPanel .jp-CodeCell").last.locator(".jp-RenderedMarkdown table").count() >= 2
+    )
