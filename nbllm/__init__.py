@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from . import scorers
     from ._demo import DemoServer, demo_server
     from ._eval import aevaluate, evaluate, load_results
+    from ._load_run import LoadResult, aloadtest, loadtest
     from ._widget import model_form
 
 __version__ = "0.1.0"
@@ -55,6 +56,7 @@ __all__ = [
     "HTTPStatusError",
     "Handler",
     "HandlerError",
+    "LoadResult",
     "NbllmError",
     "PromptTooLongError",
     "Registry",
@@ -70,12 +72,14 @@ __all__ = [
     "__version__",
     "acomplete",
     "aevaluate",
+    "aloadtest",
     "astream",
     "complete",
     "demo_server",
     "evaluate",
     "load_ipython_extension",
     "load_results",
+    "loadtest",
     "model_form",
     "register_provider",
     "registry",
@@ -90,6 +94,9 @@ _LAZY = {
     "evaluate": "._eval",
     "aevaluate": "._eval",
     "load_results": "._eval",
+    "loadtest": "._load_run",
+    "aloadtest": "._load_run",
+    "LoadResult": "._load_run",
     "model_form": "._widget",
     "scorers": ".scorers",  # a module: nbllm.scorers.exact_match, ...
 }
