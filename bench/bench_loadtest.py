@@ -38,8 +38,9 @@ TOKENIZER = Path(os.environ.get("NBLLM_REALSERVERS_DIR", Path.home() / ".cache/n
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import nbllm  # noqa: E402
 from _proc import machine_busy, proc_cpu  # noqa: E402
+
+import nbllm  # noqa: E402
 
 SUSTAINED = 0.95
 
