@@ -333,3 +333,34 @@ def test_plots_draw_each_kind(profiled: str, tmp_path: Path) -> None:
     assert statistics.mean(res.summary["ok"]) == 4
     with pytest.raises(nbllm.UsageError):
         res.plot("pie")
+
+
+# ---- %llm_loadtest ------------------------------------------------------------------------------
+
+
+def test_magic_runs_through_a_real_shell(demo: nbllm.DemoServer) -> None:
+    from IPython.core.error import UsageError as MagicUsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    try:
+        ip.run_line_magic("load_ext", "nbllm")
+        assert "llm_loadtest" in ip.magics_manager.magics["line"]
+        nbllm.registry().add(nbllm.Endpoint(name="lt", url=demo.url))
+        before = demo.request_count
+        summary = ip.run_line_magic(
+            "llm_loadtest",
+            'lt -c 1,3 -n 3 --prompt "[[profile:ttft=0.02,tokens=3]]" --slo ttft_s=1 -q -o lt_res',
+        )
+        assert list(summary["level"]) == ["c=1", "c=3"] and list(summary["ok"]) == [3, 3]
+        assert (summary["goodput_rps"] > 0).all()
+        assert isinstance(ip.user_ns["lt_res"], nbllm.LoadResult)
+        assert demo.request_count - before == 6
+        with pytest.raises(MagicUsageError, match="--slo"):
+            ip.run_line_magic("llm_loadtest", "lt --slo ttft")
+        with pytest.raises(nbllm.UnknownModelError, match="nope"):
+            ip.run_line_magic("llm_loadtest", "nope -n 1 -q")
+        ip.run_line_magic("unload_ext", "nbllm")
+        assert "llm_loadtest" not in ip.magics_manager.magics["line"]
+    finally:
+        InteractiveShell.clear_instance()
