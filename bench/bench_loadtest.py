@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_loadtest.py            # about 4 minutes; writes bench/RESULTS-loadtest.md
     .venv/bin/python bench/bench_loadtest.py --quick    # a smoke run (fewer levels and rates)
+    .venv/bin/python bench/bench_loadtest.py --plot     # only redraw docs/loadtest.png
 
 The demo server runs in its own process (``python -m nbllm._demo --profile ...``), so it never
 shares a GIL with a client. Its CPU is read from /proc for every level: a level where it was
@@ -349,12 +350,46 @@ def compare(quick: bool) -> list[str]:
     return out
 
 
+def plot() -> None:
+    """docs/loadtest.png: latency vs load and throughput vs latency, 1 to 128 streams, 32 slots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nbllm._load_run import LoadResult
+
+    srv = Server("ttft=0.1,itl=0.02,tokens=16,queue_at=32")
+    try:
+        ep = nbllm.Endpoint(name="vllm-like", url=srv.url)
+        parts = [
+            nbllm.loadtest(ep, concurrency=c, requests=max(12, 4 * c), warmup=0.05, progress=False)
+            for c in (1, 4, 16, 32, 64, 128)
+        ]
+    finally:
+        srv.stop()
+    rows = [r for p in parts for r in p.requests.to_dict("records")]
+    res = LoadResult(rows, [s for p in parts for s in p.summary.to_dict("records")], "")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    res.plot("latency", ax=a)
+    res.plot("pareto", ax=b)
+    fig.suptitle(
+        "nbllm.loadtest on the demo server (ttft=0.1 s, itl=0.02 s, 16 tokens, 32 slots)", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "loadtest.png", dpi=90)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["accuracy", "compare"])
+    ap.add_argument("--plot", action="store_true", help="only redraw docs/loadtest.png")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.plot:
+        plot()
+        return
     load0 = os.getloadavg()
     sections = [
         "# nbllm.loadtest: accuracy and nbllm vs GuideLLM",

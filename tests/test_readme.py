@@ -31,3 +31,4 @@ def test_readme_examples_run() -> None:
     assert "SHOUT THIS" in text
     assert "cannot connect" in text and "hint: is the server running" in text
     assert "score_exact_match" in text and "the capital of France" in text
+    assert "request_throughput" in text and "c=8" in text  # the load-testing example
