@@ -32,9 +32,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._api import astream, check_prompt, resolve
+from ._client import ssl_context
 from ._endpoint import Endpoint
 from ._eval_progress import Stats, announce, make_progress
-from ._eval_run import error_text, make_clients, run_blocking
+from ._eval_run import error_text, run_blocking
 from ._exceptions import UsageError
 from ._load import SLO_KEYS, Record, row, summarize
 from ._request import estimate_tokens, flatten, normalize_messages
@@ -69,6 +70,30 @@ def _releaser(slots: asyncio.Semaphore) -> Any:
         slots.release()
 
     return release
+
+
+#: Requests in flight per httpx client: httpx's pool cost grows with the requests on it (see
+#: _client.ASYNC_POOLS), so a level spreads its requests over ceil(cap / 4) clients.
+_PER_CLIENT = 4
+
+
+def _clients(ep: Endpoint, cap: int | None) -> list[httpx.AsyncClient]:
+    """The level's own clients: no connection limit (a load test must never queue requests in
+    the client, where the wait would be blamed on the server), a first-byte hook on each."""
+    if ep.handler:
+        return []
+    import httpx
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    n = max(1, math.ceil((cap or 64) / _PER_CLIENT))
+    return [
+        httpx.AsyncClient(
+            verify=ssl_context(ep.verify),
+            limits=limits,
+            event_hooks={"request": [], "response": [_on_response]},
+        )
+        for _ in range(n)
+    ]
 
 
 class LoadResult:
@@ -237,9 +262,7 @@ class _Driver:
         if rate is not None and plan.max_concurrency is not None:
             label += f" max_c={plan.max_concurrency}"
         cap = conc if conc is not None else plan.max_concurrency
-        clients = make_clients(plan.ep, cap or 1024)
-        for c in clients:
-            c.event_hooks = {"request": [], "response": [_on_response]}
+        clients = _clients(plan.ep, cap)
         recs: list[Record] = []
         n = plan.count(conc, rate)
         cpu0, wall0 = thread_cpu(), time.perf_counter()
@@ -254,10 +277,10 @@ class _Driver:
                 return sent < n
             return deadline is not None and time.perf_counter() < deadline
 
-        def launch(scheduled: float | None) -> asyncio.Task[None]:
+        def launch(scheduled: float | None, slot: int) -> asyncio.Task[None]:
             nonlocal sent
             rec = Record(label, sent, start=time.perf_counter(), scheduled=scheduled)
-            client = clients[sent % len(clients)] if clients else None
+            client = clients[slot % len(clients)] if clients else None
             sent += 1
             recs.append(rec)
             task = asyncio.ensure_future(self._one(rec, plan.prompt(rec.index), client))
@@ -268,11 +291,11 @@ class _Driver:
         try:
             if conc is not None:
 
-                async def worker() -> None:
+                async def worker(k: int) -> None:
                     while more():
-                        await launch(None)
+                        await launch(None, k)  # worker k always uses pool k % pools
 
-                workers = [asyncio.ensure_future(worker()) for _ in range(conc)]
+                workers = [asyncio.ensure_future(worker(k)) for k in range(conc)]
                 self.tasks.update(workers)
                 await asyncio.gather(*workers, return_exceptions=True)
             else:
@@ -291,7 +314,7 @@ class _Driver:
                             break
                     if slots is not None:
                         await slots.acquire()
-                    task = launch(at)
+                    task = launch(at, sent)
                     if slots is not None:
                         task.add_done_callback(_releaser(slots))
                     pending.append(task)
@@ -395,8 +418,15 @@ class _Driver:
 
 
 def _total(plan: _Plan) -> int:
-    counts = [plan.count(c, r) for c, r in plan.levels]
-    return sum(c for c in counts if c is not None)
+    """Requests the run will send, for the progress bar (a rate level with a duration: its
+    expected count; a concurrency level with a duration cannot be known and counts 0)."""
+    total = 0
+    for c, r in plan.levels:
+        n = plan.count(c, r)
+        if n is None and r is not None and plan.duration is not None:
+            n = math.ceil(r * plan.duration)
+        total += n or 0
+    return total
 
 
 def _announce(plan: _Plan) -> str:

@@ -241,10 +241,10 @@ def test_poisson_gaps_vary_around_the_rate(demo: nbllm.DemoServer) -> None:
     ep = nbllm.Endpoint(name="d", url=demo.url)
     gaps = {}
     for arrival in ("constant", "poisson"):
-        rows = nbllm.loadtest(ep, rate=100, requests=80, arrival=arrival, seed=3, progress=False).requests
+        rows = nbllm.loadtest(ep, rate=50, requests=60, arrival=arrival, seed=3, progress=False).requests
         gaps[arrival] = np.diff(rows["start_s"].to_numpy())
-    assert gaps["constant"].mean() == pytest.approx(0.01, rel=0.2)
-    assert gaps["poisson"].mean() == pytest.approx(0.01, rel=0.35)
+    assert gaps["constant"].mean() == pytest.approx(0.02, rel=0.2)
+    assert gaps["poisson"].mean() == pytest.approx(0.02, rel=0.35)
     cv = {k: v.std() / v.mean() for k, v in gaps.items()}
     assert cv["constant"] < 0.5 < cv["poisson"]  # exponential gaps: coefficient of variation ~1
 
