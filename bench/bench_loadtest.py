@@ -100,16 +100,19 @@ def accuracy(quick: bool) -> tuple[list[str], Any]:
         "excluded as warm-up.",
         "",
         "| c | requests | TTFT p50 ms (err) | ITL p50 ms (err) | TPOT p50 ms (err) | E2E p50 ms (err) "
-        "| req/s (err) | client CPU (util) | server CPU util | client-bound |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| req/s (err) | first byte p50 ms | client CPU (util) | server CPU util | machine busy | client-bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ep = nbllm.Endpoint(name="bench", url=srv.url)
     last = None
     try:
         for c in levels:
-            cpu0, t0 = srv.cpu(), time.perf_counter()
+            cpu0, busy0, t0 = srv.cpu(), machine_busy(), time.perf_counter()
             res = nbllm.loadtest(ep, concurrency=c, requests=max(16, 3 * c), warmup=0.3, progress=False)
-            server_util = (srv.cpu() - cpu0) / (time.perf_counter() - t0)
+            wall = time.perf_counter() - t0
+            server_util = (srv.cpu() - cpu0) / wall
+            busy = (machine_busy() - busy0) / wall / (os.cpu_count() or 1)
+            ttfb = res.requests[res.requests["measured"]]["ttfb_s"].median()
             s = res.summary.iloc[0]
             thr = c / e2e
             out.append(
@@ -117,8 +120,8 @@ def accuracy(quick: bool) -> tuple[list[str], Any]:
                 f"| {ms(s['itl_p50_s'])} ({pct(s['itl_p50_s'], itl)}) "
                 f"| {ms(s['tpot_p50_s'])} ({pct(s['tpot_p50_s'], itl)}) "
                 f"| {ms(s['e2e_p50_s'])} ({pct(s['e2e_p50_s'], e2e)}) "
-                f"| {s['request_throughput']:.1f} ({pct(s['request_throughput'], thr)}) "
-                f"| {s['client_cpu_s']:.2f} s ({s['client_cpu_util']:.0%}) | {server_util:.0%} "
+                f"| {s['request_throughput']:.1f} ({pct(s['request_throughput'], thr)}) | {ms(ttfb)} "
+                f"| {s['client_cpu_s']:.2f} s ({s['client_cpu_util']:.0%}) | {server_util:.0%} | {busy:.0%} "
                 f"| {'yes' if s['client_bound'] else 'no'} |"
             )
             print(out[-1], flush=True)
