@@ -88,7 +88,7 @@ def ms(v: float | None) -> str:
 
 
 def accuracy(quick: bool) -> tuple[list[str], Any]:
-    ttft, itl, tokens = 0.1, 0.02, 16
+    ttft, itl, tokens = 0.2, 0.05, 12
     e2e = ttft + (tokens - 1) * itl
     profile = f"ttft={ttft},itl={itl},tokens={tokens}"
     srv = Server(profile)
@@ -100,8 +100,8 @@ def accuracy(quick: bool) -> tuple[list[str], Any]:
         "excluded as warm-up.",
         "",
         "| c | requests | TTFT p50 ms (err) | ITL p50 ms (err) | TPOT p50 ms (err) | E2E p50 ms (err) "
-        "| req/s (err) | first byte p50 ms | client CPU (util) | server CPU util | machine busy | client-bound |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| req/s (err) | first byte p50 ms | client CPU (util) | server CPU util | machine busy | client loop lag p99 ms | client-bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ep = nbllm.Endpoint(name="bench", url=srv.url)
     last = None
@@ -121,7 +121,7 @@ def accuracy(quick: bool) -> tuple[list[str], Any]:
                 f"| {ms(s['tpot_p50_s'])} ({pct(s['tpot_p50_s'], itl)}) "
                 f"| {ms(s['e2e_p50_s'])} ({pct(s['e2e_p50_s'], e2e)}) "
                 f"| {s['request_throughput']:.1f} ({pct(s['request_throughput'], thr)}) | {ms(ttfb)} "
-                f"| {s['client_cpu_s']:.2f} s ({s['client_cpu_util']:.0%}) | {server_util:.0%} | {busy:.0%} "
+                f"| {s['client_cpu_s']:.2f} s ({s['client_cpu_util']:.0%}) | {server_util:.0%} | {busy:.0%} | {ms(s['loop_lag_p99_s'])} "
                 f"| {'yes' if s['client_bound'] else 'no'} |"
             )
             print(out[-1], flush=True)

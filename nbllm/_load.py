@@ -22,9 +22,11 @@ ITL (pooled gaps), TPOT and E2E (linear interpolation, as ``numpy.percentile``);
 ``offered_rps`` and ``achieved_rps`` = measured sends / (send span) with
 ``achieved_ratio`` = achieved / offered and the scheduler's lateness (``send_lag_p99_s``);
 ``client_cpu_s`` and ``client_cpu_util`` (CPU of the client's event-loop thread / wall time; one
-Python event loop cannot use more than one core) and ``client_bound``: true when that thread was
-busy >= ``CLIENT_BOUND_UTIL`` of the time or sends ran late (p99 lag > ``LAG_BOUND_S``), so a
-client-limited number is flagged instead of being reported as the server's.
+Python event loop cannot use more than one core); ``loop_lag_p99_s``: how late a 10 ms timer on
+the client's loop fired (p99): a loop that is busy, or starved of CPU by other processes, reads
+every chunk late; and ``client_bound``: true when the thread was busy >= ``CLIENT_BOUND_UTIL`` of
+the time, or sends or the loop ran late (p99 > ``LAG_BOUND_S``), so a client-limited number is
+flagged instead of being reported as the server's.
 
 SLO keys (all optional, in seconds): ``ttft_s`` (request TTFT), ``itl_s`` (the request's p99 gap),
 ``tpot_s``, ``e2e_s``. A request meets them when it succeeded and each bound holds.
@@ -163,6 +165,7 @@ def summarize(
     slo: Mapping[str, float] | None,
     client_cpu_s: float,
     wall_s: float,
+    loop_lags: Sequence[float] = (),
     cores: int = 1,
 ) -> dict[str, Any]:
     """The summary of one load level from its rows (and records, for the pooled ITL gaps)."""
@@ -198,9 +201,9 @@ def summarize(
     util = client_cpu_s / wall_s if wall_s > 0 else None
     out["client_cpu_s"] = client_cpu_s
     out["client_cpu_util"] = util
-    lag99 = out["send_lag_p99_s"]
+    out["loop_lag_p99_s"] = percentile(loop_lags, 99)
+    lags99 = [v for v in (out["send_lag_p99_s"], out["loop_lag_p99_s"]) if v is not None]
     out["client_bound"] = bool(
-        (util is not None and util >= CLIENT_BOUND_UTIL * cores)
-        or (lag99 is not None and lag99 > LAG_BOUND_S)
+        (util is not None and util >= CLIENT_BOUND_UTIL * cores) or any(v > LAG_BOUND_S for v in lags99)
     )
     return out

@@ -72,6 +72,17 @@ def _releaser(slots: asyncio.Semaphore) -> Any:
     return release
 
 
+PROBE_S = 0.01
+
+
+async def _probe(lags: list[float]) -> None:
+    """How late the client's loop runs: sleep ``PROBE_S`` again and again, note the oversleep."""
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(PROBE_S)
+        lags.append(max(0.0, time.perf_counter() - t - PROBE_S))
+
+
 #: Requests in flight per httpx client: httpx's pool cost grows with the requests on it (see
 #: _client.ASYNC_POOLS), so a level spreads its requests over ceil(cap / 4) clients.
 _PER_CLIENT = 4
@@ -265,6 +276,8 @@ class _Driver:
         clients = _clients(plan.ep, cap)
         recs: list[Record] = []
         n = plan.count(conc, rate)
+        loop_lags: list[float] = []
+        probe = asyncio.ensure_future(_probe(loop_lags))
         cpu0, wall0 = thread_cpu(), time.perf_counter()
         t_start = wall0
         deadline = None if plan.duration is None else t_start + plan.duration
@@ -326,7 +339,8 @@ class _Driver:
         finally:
             cpu = thread_cpu() - cpu0
             wall = time.perf_counter() - wall0
-            self._close_level(label, recs, conc, rate, cpu, wall, t_start, deadline)
+            probe.cancel()
+            self._close_level(label, recs, conc, rate, cpu, wall, t_start, deadline, loop_lags)
             for c in clients:
                 await c.aclose()
 
@@ -340,6 +354,7 @@ class _Driver:
         wall: float,
         t_start: float,
         deadline: float | None,
+        loop_lags: list[float],
     ) -> None:
         plan = self.plan
         if recs:
@@ -360,6 +375,7 @@ class _Driver:
                 slo=plan.slo or None,
                 client_cpu_s=cpu,
                 wall_s=wall,
+                loop_lags=loop_lags,
             )
         )
 
