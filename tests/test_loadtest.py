@@ -394,3 +394,33 @@ def test_magic_runs_through_a_real_shell(demo: nbllm.DemoServer) -> None:
         assert "llm_loadtest" not in ip.magics_manager.magics["line"]
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_ctrl_c_in_the_sync_call_keeps_the_rows(demo: nbllm.DemoServer) -> None:
+    import _thread
+    import threading
+
+    ep = nbllm.Endpoint(name="d", url=demo.url)
+    timer = threading.Timer(0.8, _thread.interrupt_main)  # what a kernel interrupt does
+    timer.start()
+    try:
+        res = nbllm.loadtest(
+            ep, concurrency=2, requests=50, prompt="[[profile:ttft=0.1,itl=0.05,tokens=4]]", progress=False
+        )
+    finally:
+        timer.cancel()
+    assert res.stopped == "interrupted" and len(res.requests) < 50
+    status = res.requests["status"].value_counts().to_dict()
+    assert status.get("ok", 0) >= 2 and status.get("interrupted", 0) >= 1
+    assert res.summary.iloc[0]["ok"] == status["ok"]
+
+
+def test_ttft_waits_for_content_while_reasoning_and_first_byte_come_earlier(demo: nbllm.DemoServer) -> None:
+    ep = nbllm.Endpoint(name="d", url=demo.url)
+    # 5 reasoning pieces come first (one per 20 ms after a 50 ms TTFT), then 3 content tokens
+    prompt = "[[reasoning]] [[profile:ttft=0.05,itl=0.02,tokens=3]]"
+    r = nbllm.loadtest(ep, concurrency=1, requests=2, prompt=prompt, progress=False).requests.iloc[-1]
+    assert r["ttfb_s"] < 0.03  # the headers go out at once
+    assert 0.048 <= r["ttfr_s"] < 0.09  # the first reasoning delta
+    assert 0.148 <= r["ttft_s"] < 0.2  # the first *content* delta: 0.05 + 5 * 0.02
+    assert r["chunks"] == 3 and r["output_tokens"] == 8  # usage counts reasoning tokens too
