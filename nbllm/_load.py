@@ -15,8 +15,11 @@ AIPerf, which disagree with each other):
   stream asked for it), ``tokenizer`` (the endpoint's tokenizer), ``estimate`` (~4 chars/token).
 
 Per load level (``summarize``), over the *measured* requests (warm-up and cool-down excluded):
-``duration_s`` first measured send -> last measured end; ``request_throughput`` = successful
-requests / duration; ``output_tok_s`` = their output tokens / duration; ``p50/p90/p99`` of TTFT,
+``duration_s`` first measured send -> last measured end (vLLM's duration), or, when warm-up or
+cool-down windows were given, the window itself (sends after warm-up to the last send before
+cool-down); ``request_throughput`` = successful requests / duration, counting in the windowed
+case the requests that *ended* inside the window, measured or not (steady-state rate: a drain
+tail does not dilute it); ``output_tok_s`` = their output tokens / duration; ``p50/p90/p99`` of TTFT,
 ITL (pooled gaps), TPOT and E2E (linear interpolation, as ``numpy.percentile``); ``error_rate``;
 ``goodput_rps`` = successful requests meeting *every* SLO / duration; for a rate level
 ``offered_rps`` and ``achieved_rps`` = measured sends / (send span) with
@@ -167,6 +170,7 @@ def summarize(
     wall_s: float,
     loop_lags: Sequence[float] = (),
     cores: int = 1,
+    window: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The summary of one load level from its rows (and records, for the pooled ITL gaps)."""
     measured = [(r, rec) for r, rec in zip(rows, records, strict=True) if r["measured"]]
@@ -174,6 +178,16 @@ def summarize(
     starts = [rec.start for _, rec in measured]
     ends = [rec.end for _, rec in measured if rec.end is not None]
     duration = (max(ends) - min(starts)) if starts and ends else 0.0
+    done = ok  # the requests the rates count
+    if window is not None and window[1] > window[0]:
+        # steady state: every request (measured or not) that *ended* inside the window
+        lo, hi = window
+        duration = hi - lo
+        done = [
+            r
+            for r, rec in zip(rows, records, strict=True)
+            if r["status"] == "ok" and lo <= (rec.end or 0) <= hi
+        ]
     out: dict[str, Any] = {
         "level": level,
         "concurrency": concurrency,
@@ -185,13 +199,13 @@ def summarize(
         "duration_s": duration,
     }
     per_s = (lambda n: n / duration) if duration > 0 else (lambda n: None)
-    out["request_throughput"] = per_s(len(ok))
-    out["output_tok_s"] = per_s(sum(r["output_tokens"] or 0 for r in ok))
+    out["request_throughput"] = per_s(len(done))
+    out["output_tok_s"] = per_s(sum(r["output_tokens"] or 0 for r in done))
     _stats("ttft", [r["ttft_s"] for r in ok if r["ttft_s"] is not None], out)
     _stats("itl", [g for r, rec in measured if r["status"] == "ok" for g in rec.gaps()], out)
     _stats("tpot", [r["tpot_s"] for r in ok if r["tpot_s"] is not None], out)
     _stats("e2e", [r["e2e_s"] for r in ok if r["e2e_s"] is not None], out)
-    out["goodput_rps"] = per_s(sum(meets_slo(r, slo) for r in ok)) if slo else None
+    out["goodput_rps"] = per_s(sum(meets_slo(r, slo) for r in done)) if slo else None
     lags = [r["send_lag_s"] for r, _ in measured if r["send_lag_s"] is not None]
     span = (max(starts) - min(starts)) if len(starts) > 1 else 0.0
     achieved = (len(starts) - 1) / span if span > 0 else None

@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arrival", default="constant", help="constant | poisson")
     p.add_argument("--warmup", type=number, default=0.0, help="seconds excluded at the start")
     p.add_argument("--cooldown", type=number, default=0.0, help="seconds excluded at the end")
+    p.add_argument("--rampup", type=number, default=0.0, help="seconds over which -c workers start")
     p.add_argument("--slo", action="append", default=[], help="key=seconds: ttft_s, itl_s, tpot_s, e2e_s")
     p.add_argument("--retries", type=whole_number, default=0)
     p.add_argument("--plot", choices=["latency", "pareto", "ttft"], help="draw this plot too")
@@ -106,6 +107,7 @@ class LoadMagics(Magics):
                 arrival=args.arrival,
                 warmup=args.warmup,
                 cooldown=args.cooldown,
+                rampup=args.rampup,
                 slo=_slo(args.slo) or None,
                 retries=args.retries,
                 progress=not args.quiet,

@@ -152,6 +152,7 @@ class _Plan:
         max_tokens: int | None,
         arrival: str,
         warmup: float,
+        rampup: float,
         cooldown: float,
         slo: Mapping[str, Any] | None,
         retries: int,
@@ -212,6 +213,7 @@ class _Plan:
         if self.arrival not in ("constant", "poisson"):
             raise UsageError(f"must be 'constant' or 'poisson', got {arrival!r}", field="arrival")
         self.warmup = check_number("warmup", warmup, min=0, unit="seconds")
+        self.rampup = check_number("rampup", rampup, min=0, unit="seconds")
         self.cooldown = check_number("cooldown", cooldown, min=0, unit="seconds")
         self.slo: dict[str, float] = {}
         for key, value in check_mapping("slo", slo or {}).items():
@@ -305,6 +307,8 @@ class _Driver:
             if conc is not None:
 
                 async def worker(k: int) -> None:
+                    if plan.rampup:  # start the workers spread out: no synchronized waves
+                        await asyncio.sleep(plan.rampup * k / conc)
                     while more():
                         await launch(None, k)  # worker k always uses pool k % pools
 
@@ -357,9 +361,12 @@ class _Driver:
         loop_lags: list[float],
     ) -> None:
         plan = self.plan
+        window = None
         if recs:
             last_send = deadline if deadline is not None else max(r.start for r in recs)
             lo, hi = t_start + plan.warmup, last_send - plan.cooldown
+            if plan.warmup or plan.cooldown:
+                window = (lo, hi)
             for r in recs:
                 r.measured = lo <= r.start <= hi or (plan.warmup == 0 and plan.cooldown == 0)
         rows = [row(r, self.t0) for r in recs]
@@ -376,6 +383,7 @@ class _Driver:
                 client_cpu_s=cpu,
                 wall_s=wall,
                 loop_lags=loop_lags,
+                window=window,
             )
         )
 
@@ -488,6 +496,7 @@ async def aloadtest(
     max_tokens: int | None = None,
     arrival: str = "constant",
     warmup: float = 0.0,
+    rampup: float = 0.0,
     cooldown: float = 0.0,
     slo: Mapping[str, float] | None = None,
     retries: int = 0,
@@ -504,7 +513,9 @@ async def aloadtest(
     seconds (default ``max(20, 4*c)`` requests, or 10 s worth of a rate). ``prompt`` (a string,
     a list of strings used in turn, or a message list) or ``prompt_tokens`` (a synthetic prompt
     of about that many tokens, unique per request); ``max_tokens``; ``warmup`` / ``cooldown``
-    seconds excluded from the summary; ``slo`` ``{"ttft_s", "itl_s", "tpot_s", "e2e_s"}`` for
+    seconds excluded from the summary; ``rampup``: a concurrency level starts its workers spread
+    over that many seconds (all at once, they stay in lock-step waves that burst the client and
+    the server alike; use ``warmup >= rampup``); ``slo`` ``{"ttft_s", "itl_s", "tpot_s", "e2e_s"}`` for
     goodput; ``retries`` (0: a load test measures failures, it does not hide them).
     Metrics are defined in ``nbllm._load`` and docs/loadtest.md.
     """
@@ -522,6 +533,7 @@ async def aloadtest(
                 "max_tokens": max_tokens,
                 "arrival": arrival,
                 "warmup": warmup,
+                "rampup": rampup,
                 "cooldown": cooldown,
                 "slo": slo,
                 "retries": retries,
@@ -551,6 +563,7 @@ _DEFAULTS: dict[str, Any] = {
     "max_tokens": None,
     "arrival": "constant",
     "warmup": 0.0,
+    "rampup": 0.0,
     "cooldown": 0.0,
     "slo": None,
     "retries": 0,

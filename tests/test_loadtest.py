@@ -97,6 +97,26 @@ def test_unmeasured_rows_stay_out_of_the_summary() -> None:
     assert s["requests"] == 2 and s["ttft_p99_s"] == pytest.approx(0.1)
 
 
+def test_a_window_counts_the_requests_that_ended_inside_it() -> None:
+    recs = [_rec(i, 0.1, [0.01], 2) for i in range(6)]  # request i: sent at 100 + i, ends 0.11 s later
+    recs[0].measured = recs[5].measured = False  # warm-up and cool-down
+    rows = [row(r, 100.0) for r in recs]
+    s = summarize(
+        "c",
+        rows,
+        recs,
+        concurrency=1,
+        offered_rps=None,
+        slo=None,
+        client_cpu_s=0,
+        wall_s=6,
+        window=(101.0, 104.0),
+    )
+    # ends at 101.11, 102.11, 103.11 fall inside [101, 104]; 104.11 does not
+    assert s["duration_s"] == pytest.approx(3.0) and s["request_throughput"] == pytest.approx(3 / 3.0)
+    assert s["requests"] == 4  # latency statistics still cover the measured sends
+
+
 def test_client_bound_is_flagged_from_cpu_or_late_sends() -> None:
     recs = [_rec(i, 0.1, [0.01], 2) for i in range(3)]
     rows = [row(r, 100.0) for r in recs]
@@ -424,3 +444,12 @@ def test_ttft_waits_for_content_while_reasoning_and_first_byte_come_earlier(demo
     assert 0.048 <= r["ttfr_s"] < 0.09  # the first reasoning delta
     assert 0.148 <= r["ttft_s"] < 0.2  # the first *content* delta: 0.05 + 5 * 0.02
     assert r["chunks"] == 3 and r["output_tokens"] == 8  # usage counts reasoning tokens too
+
+
+def test_rampup_spreads_the_first_sends(demo: nbllm.DemoServer) -> None:
+    ep = nbllm.Endpoint(name="d", url=demo.url)
+    starts = sorted(
+        nbllm.loadtest(ep, concurrency=4, requests=4, rampup=0.4, progress=False).requests["start_s"]
+    )
+    gaps = np.diff(starts)
+    assert (gaps > 0.07).all() and starts[-1] - starts[0] == pytest.approx(0.3, abs=0.08)  # 0, .1, .2, .3
