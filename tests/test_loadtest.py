@@ -448,8 +448,8 @@ def test_ttft_waits_for_content_while_reasoning_and_first_byte_come_earlier(demo
 
 def test_rampup_spreads_the_first_sends(demo: nbllm.DemoServer) -> None:
     ep = nbllm.Endpoint(name="d", url=demo.url)
-    starts = sorted(
-        nbllm.loadtest(ep, concurrency=4, requests=4, rampup=0.4, progress=False).requests["start_s"]
-    )
+    slow = "[[profile:ttft=0.5,tokens=1]]"  # each worker is busy for 0.5 s: one send each
+    res = nbllm.loadtest(ep, concurrency=4, requests=4, rampup=0.4, prompt=slow, progress=False)
+    starts = sorted(res.requests["start_s"])
     gaps = np.diff(starts)
     assert (gaps > 0.07).all() and starts[-1] - starts[0] == pytest.approx(0.3, abs=0.08)  # 0, .1, .2, .3
