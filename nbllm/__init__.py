@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._eval import aevaluate, evaluate, load_results
     from ._image_api import agenerate_image, generate_image
     from ._images import ImageResult
+    from ._load_run import LoadResult, aloadtest, loadtest
     from ._providers import Handler, register_provider
     from ._widget import model_form
 
@@ -60,6 +61,7 @@ __all__ = [
     "Handler",
     "HandlerError",
     "ImageResult",
+    "LoadResult",
     "NbllmError",
     "PromptTooLongError",
     "Registry",
@@ -77,6 +79,7 @@ __all__ = [
     "acomplete",
     "aevaluate",
     "agenerate_image",
+    "aloadtest",
     "astream",
     "complete",
     "demo_server",
@@ -85,6 +88,7 @@ __all__ = [
     "list_models",
     "load_ipython_extension",
     "load_results",
+    "loadtest",
     "model_form",
     "register_provider",
     "registry",
@@ -112,6 +116,9 @@ _LAZY = {
     "generate_image": "._image_api",
     "agenerate_image": "._image_api",
     "ImageResult": "._images",
+    "loadtest": "._load_run",
+    "aloadtest": "._load_run",
+    "LoadResult": "._load_run",
     "model_form": "._widget",
     "scorers": ".scorers",  # a module: nbllm.scorers.exact_match, ...
 }

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from nbllm._demo_images import ImageRefused, image_answer
-from nbllm._demo_replies import ERROR_EVENT, BadRequest, Plan, Reply, dumps, error_body, match_route
+from nbllm._demo_replies import ERROR_EVENT, BadRequest, Plan, Profile, Reply, dumps, error_body, match_route
 from nbllm._exceptions import UsageError
 from nbllm._validate import check_int, check_number, check_str
 
@@ -99,6 +99,8 @@ class DemoServer:
     ``chunk_delay`` per piece in total); ``first_token_delay``: seconds before the response
     headers. Both are overridden per request by ``[[delay:S]]`` and ``[[ttft:S]]``.
     ``max_requests``: stop serving after that many requests (``wait()`` returns then).
+    ``profile``: a latency profile for every request, ``"ttft=0.2,itl=0.01,tokens=64,queue_at=32"``
+    (see ``_demo_replies.Profile``; a request's ``[[profile:...]]`` overrides it).
     ``ssl_context``: serve HTTPS with this server-side context (for TLS verification tests).
     ``requests``: the last 100 requests, each ``{"method", "path", "headers", "json"}``.
     ``max_inflight``: per model, the most requests answered at the same time so far (a test
@@ -117,6 +119,7 @@ class DemoServer:
         max_requests: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         log_requests: bool = False,
+        profile: str | None = None,
     ) -> None:
         if not _is_loopback(check_str("host", host)):
             raise UsageError(f"the demo server binds loopback addresses only, not {host!r}", field="host")
@@ -132,6 +135,11 @@ class DemoServer:
         self.first_token_delay = first_token_delay
         self.max_requests = max_requests
         self.ssl_context = ssl_context
+        try:
+            self.profile = None if profile is None else Profile.parse(check_str("profile", profile))
+        except BadRequest as exc:
+            raise UsageError(exc.message, field="profile") from None
+        self._slots: dict[int, asyncio.Semaphore] = {}
         self.request_count = 0
         self.inflight: dict[str, int] = {}
         self.max_inflight: dict[str, int] = {}
@@ -416,6 +424,12 @@ class DemoServer:
             if self.log_requests:
                 self.request_log.append((model, _last_text(body)))
         try:
+            if self.profile is not None:
+                reply.plan.use_profile(self.profile)
+            if reply.plan.profile is not None and reply.plan.fault is None:
+                return await self._profiled(
+                    reply, writer, keep, req.version == "HTTP/1.1", reply.plan.profile
+                )
             return await self._answer(reply, reader, writer, keep, req.version == "HTTP/1.1")
         finally:
             with self._lock:
@@ -515,6 +529,49 @@ class DemoServer:
         await writer.drain()
         return keep
 
+    async def _profiled(
+        self, reply: Reply, writer: asyncio.StreamWriter, keep: bool, chunked: bool, prof: Profile
+    ) -> bool:
+        """Answer on a latency profile: headers at arrival, then (once a slot is free) body
+        event k at ``start + ttft + k * itl``, each sleep aimed at its absolute time (no drift)."""
+        loop = asyncio.get_running_loop()
+        if reply.stream:
+            keep = keep and chunked
+            frame = _chunk if chunked else _identity
+            writer.write(self._head(200, reply.content_type, None if chunked else -1, keep))
+            await writer.drain()
+        slot = None
+        if prof.queue_at is not None:
+            slot = self._slots.get(prof.queue_at)
+            if slot is None:
+                slot = self._slots[prof.queue_at] = asyncio.Semaphore(prof.queue_at)
+            await slot.acquire()
+        try:
+            start = loop.time()
+            if not reply.stream:
+                n = len(reply.plan.pieces) + len(reply.plan.reasoning)
+                wait = start + prof.ttft + prof.itl * max(n - 1, 0) - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                return await self._send(writer, 200, reply.whole(), keep)
+            first = reply.head()
+            for k, event in enumerate(reply.body()):
+                wait = start + prof.ttft + k * prof.itl - loop.time()
+                if wait > 0:
+                    if first:
+                        writer.write(frame(first))
+                        first = b""
+                    await writer.drain()
+                    await asyncio.sleep(wait)
+                writer.write(frame(first + event))
+                first = b""
+            writer.write(frame(first + reply.tail()) + (_END if chunked else b""))
+            await writer.drain()
+            return keep
+        finally:
+            if slot is not None:
+                slot.release()
+
     @staticmethod
     async def _pump(
         writer: asyncio.StreamWriter,
@@ -566,6 +623,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     parser.add_argument("--first-token-delay", type=float, default=0.0)
     parser.add_argument("--max-requests", type=int)
+    parser.add_argument("--profile", help="latency profile, e.g. ttft=0.2,itl=0.01,tokens=64,queue_at=32")
     args = parser.parse_args(argv)
     server = demo_server(**vars(args))
     print(f"nbllm demo server on {server.url}", flush=True)

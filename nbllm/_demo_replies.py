@@ -37,6 +37,7 @@ __all__ = [
     "UNICODE_TAIL",
     "BadRequest",
     "Plan",
+    "Profile",
     "Reply",
     "error_body",
     "match_route",
@@ -52,7 +53,9 @@ MAX_TOKENS = 10_000_000
 NAMED_FAULTS = ("drop", "malformed", "error-event", "hang")
 ERROR_EVENT: dict[str, Any] = {"error": {"message": "model overloaded", "type": "server_error", "code": 500}}
 
-_CONTROL = re.compile(r"[ \t]*\[\[(tokens|reasoning|unicode|delay|ttft|fault|once|schema)(?::([^\]]*))?\]\]")
+_CONTROL = re.compile(
+    r"[ \t]*\[\[(tokens|reasoning|unicode|delay|ttft|fault|once|schema|profile)(?::([^\]]*))?\]\]"
+)
 SCHEMA_MODES = ("break", "fence")
 _PIECES = re.compile(r"\S+\s*|\s+")
 SLOT = "\x00slot\x00"  # the piece's place in a template; no real model name looks like it
@@ -72,6 +75,43 @@ def error_body(message: str, type_: str, code: str | int | None, param: str | No
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+@dataclass(frozen=True)
+class Profile:
+    """A latency profile for load tests: ``ttft=0.2,itl=0.01,tokens=64,queue_at=32``.
+
+    The first body event (a token) goes out ``ttft`` seconds after the request got a slot, then
+    one every ``itl`` seconds, each scheduled from that start (no drift: a late wake-up sends the
+    events that are due together). ``tokens``: answer length (``max_tokens`` still caps it).
+    ``queue_at``: at most that many requests are served at once; more wait for a free slot (the
+    response headers go out at arrival, so the wait shows in TTFT, not in the first byte).
+    """
+
+    ttft: float = 0.0
+    itl: float = 0.0
+    tokens: int | None = None
+    queue_at: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> Profile:
+        """``"ttft=0.2,itl=0.01,tokens=64,queue_at=32"`` (any subset, any order)."""
+        values: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, eq, value = part.partition("=")
+            name = name.strip()
+            if not eq or name not in ("ttft", "itl", "tokens", "queue_at"):
+                raise BadRequest(
+                    f"profile item {part!r}: use ttft=S, itl=S, tokens=N, queue_at=N separated by commas"
+                )
+            if name in ("tokens", "queue_at"):
+                value = value.strip()
+                if not value.isdigit() or int(value) > MAX_TOKENS or (name == "queue_at" and int(value) < 1):
+                    raise BadRequest(f"profile item {part!r} needs a whole number (queue_at >= 1)")
+                values[name] = int(value)
+            else:
+                values[name] = _number("profile", value)
+        return cls(**values)
+
+
 @dataclass
 class Plan:
     """What to answer for one request, decided before any byte is sent."""
@@ -86,6 +126,23 @@ class Plan:
     fault: str | None = None  # "500", "429", ..., "drop", "malformed", "error-event", "hang"
     retry_after: str | None = None  # Retry-After header value for status faults
     once: bool = False  # apply ``fault`` only the first time ``raw`` is seen
+    profile: Profile | None = None  # a load-test latency profile (``[[profile:...]]``)
+    cap: int | None = None  # the request's max_tokens (re-applied when a server profile sets tokens)
+    sized: bool = False  # ``[[tokens:N]]`` given: a server profile's tokens do not override it
+
+    def use_profile(self, profile: Profile) -> None:
+        """Apply a server-wide profile to a request that did not bring its own."""
+        if self.profile is not None:
+            return
+        self.profile = profile
+        if profile.tokens is not None and not self.sized:
+            self._size(profile.tokens)
+
+    def _size(self, tokens: int) -> None:
+        self.pieces = [TOKEN_PIECE] * tokens
+        self.finish_reason = "stop"
+        if self.cap is not None and tokens > self.cap:
+            self.pieces, self.finish_reason = self.pieces[: self.cap], "length"
 
     @property
     def text(self) -> str:
@@ -158,7 +215,11 @@ def plan(
     if max_pieces is not None and len(pieces) > max_pieces:
         pieces, finish = pieces[:max_pieces], "length"
     reasoning = _PIECES.findall(REASONING) if reasoning_ok and "reasoning" in opts else []
-    p = Plan(user_text, pieces, reasoning, finish, prompt_tokens)
+    p = Plan(user_text, pieces, reasoning, finish, prompt_tokens, cap=max_pieces, sized="tokens" in opts)
+    if "profile" in opts:
+        p.profile = Profile.parse(opts["profile"])
+        if p.profile.tokens is not None and not p.sized:
+            p._size(p.profile.tokens)
     if "delay" in opts:
         p.delay = _number("delay", opts["delay"])
     if "ttft" in opts:

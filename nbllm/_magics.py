@@ -526,6 +526,9 @@ def load_ipython_extension(ip: InteractiveShell) -> None:
     configurables: list[Any] = ip.configurables
     if all(not isinstance(c, LLMMagics) for c in configurables):
         configurables.append(magics)
+    from ._load_magic import load_ipython_extension as load_loadtest
+
+    load_loadtest(ip)  # %llm_loadtest
     try:  # %%llm_eval (the evaluation runner's magic) comes with %load_ext nbllm too
         from ._eval_magic import load_ipython_extension as load_eval
     except ImportError:
@@ -540,5 +543,6 @@ def unload_ipython_extension(ip: InteractiveShell) -> None:
     ip.magics_manager.magics["cell"].pop("llm", None)
     ip.magics_manager.magics["line"].pop("llm", None)
     ip.magics_manager.magics["cell"].pop("llm_eval", None)
+    ip.magics_manager.magics["line"].pop("llm_loadtest", None)
     ip.magics_manager.registry.pop("LLMMagics", None)
     ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, LLMMagics)]

@@ -530,6 +530,18 @@ EVAL_ROWS: list[Row] = [
 ]
 
 OTHER_ROWS: list[Row] = [
+    # load testing
+    ("loadtest-both", lambda: nbllm.loadtest(ep(), concurrency=1, rate=1), UsageError, ("rate", "not both")),
+    ("loadtest-conc", lambda: nbllm.loadtest(ep(), concurrency=0), UsageError, ("concurrency", ">= 1")),
+    ("loadtest-rate", lambda: nbllm.loadtest(ep(), rate=[NAN]), UsageError, ("rate", "finite")),
+    ("loadtest-arrival", lambda: nbllm.loadtest(ep(), arrival="burst"), UsageError, ("arrival", "poisson")),
+    ("loadtest-slo", lambda: nbllm.loadtest(ep(), slo={"ttft": 1}), UsageError, ("slo", "ttft_s")),
+    (
+        "aloadtest-requests",
+        lambda: asyncio.run(nbllm.aloadtest(ep(), requests=0)),
+        UsageError,
+        ("requests", ">= 1"),
+    ),
     # model discovery
     ("list_models-none", lambda: nbllm.list_models(None), UsageError, ("model", "NoneType", "URL")),
     ("list_models-int", lambda: nbllm.list_models(5), UsageError, ("model", "int")),

@@ -36,3 +36,4 @@ def test_readme_examples_run() -> None:
     assert "cannot connect" in text and "hint: is the server running" in text
     assert "score_exact_match" in text and "the capital of France" in text
     assert "\n50 50\n" in text and "200 rows from the cluster" in text  # "Scaling up"
+    assert "request_throughput" in text and "c=8" in text  # the load-testing example

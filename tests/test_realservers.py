@@ -730,3 +730,24 @@ def test_nbllm_schema_through_litellm_proxy(litellm_proxy: ServerHandle) -> None
         "out_count": "Int64",
         "out_words": "object",
     }
+
+
+def test_nbllm_loadtest_short_sweep(openai_target: Target) -> None:
+    """A short concurrency sweep through the real server: every request ok, timings ordered,
+    token counts from the server's own usage (nbllm asks for it in the stream)."""
+    nbllm = _nbllm()
+    if not hasattr(nbllm, "loadtest"):
+        pytest.skip("nbllm.loadtest not there yet")
+    res = nbllm.loadtest(
+        _endpoint(nbllm, openai_target),
+        concurrency=[1, 2],
+        requests=4,
+        prompt=PROMPT,
+        max_tokens=MAX_TOKENS,
+        progress=False,
+    )
+    rows, summary = res.requests, res.summary
+    assert list(summary["level"]) == ["c=1", "c=2"] and list(summary["ok"]) == [4, 4], rows["error"].tolist()
+    assert (rows["ttfb_s"] <= rows["ttft_s"]).all() and (rows["ttft_s"] <= rows["e2e_s"]).all()
+    assert (rows["output_tokens"] > 0).all() and set(rows["tokens_source"]) == {"server"}
+    assert (summary["request_throughput"] > 0).all() and (summary["client_cpu_s"] > 0).all()
