@@ -42,12 +42,12 @@ def machine_busy() -> float:
 
 
 class DemoServer:
-    """``python -m nbllm._demo`` in its own process: it never shares a GIL with a client."""
+    """``python -m nbllm._server.demo`` in its own process: it never shares a GIL with a client."""
 
     def __init__(self, python: Path, env: dict[str, str], log: Path) -> None:
         self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [str(python), "-m", "nbllm._demo", "--port", "0"],
+            [str(python), "-m", "nbllm._server.demo", "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,

@@ -44,7 +44,7 @@ def run(variants: list[str], sizes: list[int], timeout_s: float) -> list[dict[st
     root.mkdir()
     port = lb.free_port()  # the demo server in its own process: it never shares the kernel's GIL
     demo = subprocess.Popen(
-        [sys.executable, "-m", "nbllm._demo", "--port", str(port)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "nbllm._server.demo", "--port", str(port)], stdout=subprocess.PIPE, text=True
     )
     assert demo.stdout is not None
     demo.stdout.readline()

@@ -47,8 +47,8 @@ os.environ.setdefault("NBLLM_CONFIG_DIR", tempfile.mkdtemp(prefix="nbllm-bench-"
 import httpx  # noqa: E402
 
 import nbllm  # noqa: E402
-from nbllm import _eval_run  # noqa: E402
-from nbllm._request import build_request, normalize_messages  # noqa: E402
+from nbllm._core.request import build_request, normalize_messages  # noqa: E402
+from nbllm._evaluation import run as _eval_run  # noqa: E402
 
 
 def free_port() -> int:
@@ -60,7 +60,7 @@ def free_port() -> int:
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nbllm._demo", "--port", str(port)],
+        [sys.executable, "-m", "nbllm._server.demo", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -191,9 +191,9 @@ def frame_memory(rows: int) -> dict[str, float]:
     """Peak traced memory (MB) building a ``rows``-row result frame two ways, and its size."""
     import pandas as pd
 
-    from nbllm._eval_frame import build_frame, text_array
-    from nbllm._eval_run import Outcomes
-    from nbllm._result import Result, Usage
+    from nbllm._core.result import Result, Usage
+    from nbllm._evaluation.frame import build_frame, text_array
+    from nbllm._evaluation.run import Outcomes
 
     cases = pd.DataFrame({"input": pd.array(prompts(rows), dtype="string")})
     import numpy as np

@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_loadtest.py --quick    # a smoke run (fewer levels and rates)
     .venv/bin/python bench/bench_loadtest.py --plot     # only redraw docs/loadtest.png
 
-The demo server runs in its own process (``python -m nbllm._demo --profile ...``), so it never
+The demo server runs in its own process (``python -m nbllm._server.demo --profile ...``), so it never
 shares a GIL with a client. Its CPU is read from /proc for every level: a level where it was
 busy >= 90% of one core is marked server-bound (then neither client's number counts).
 
@@ -51,7 +51,7 @@ class Server:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.log = open(WORK / "loadtest-demo.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nbllm._demo", "--port", "0", "--profile", profile],
+            [sys.executable, "-m", "nbllm._server.demo", "--port", "0", "--profile", profile],
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
@@ -381,7 +381,7 @@ def plot() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nbllm._load_run import LoadResult
+    from nbllm._loadtest.run import LoadResult
 
     srv = Server("ttft=0.1,itl=0.02,tokens=16,queue_at=32")
     try:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_outofcore.py [--rows 1000000] [--small 100000] [--concurrency 32]
 
 A parquet dataset of ``--rows`` small cases (files of 100,000 rows) is evaluated against the
-demo server (its own process, ``python -m nbllm._demo``) with ``evaluate(src_glob, endpoint,
+demo server (its own process, ``python -m nbllm._server.demo``) with ``evaluate(src_glob, endpoint,
 output=DIR)``, each run in a fresh child process whose peak RSS (``ru_maxrss``) is reported:
 
 - out-of-core at ``--small`` rows and at ``--rows`` rows: peak RSS must not grow with N;

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._endpoint import Endpoint
-from ._exceptions import (
+from ._base.exceptions import (
     ConfigError,
     ConnectError,
     ExtractionError,
@@ -31,21 +30,22 @@ from ._exceptions import (
     UnknownModelError,
     UsageError,
 )
-from ._registry import Registry, registry
-from ._result import Delta, Result, Usage
+from ._core.endpoint import Endpoint
+from ._core.result import Delta, Result, Usage
+from ._io.registry import Registry, registry
 
 if TYPE_CHECKING:
     from . import scorers
-    from ._api import acomplete, astream, complete, stream
-    from ._client import AsyncStream, Stream
-    from ._demo import DemoServer, demo_server
-    from ._discovery import list_models
-    from ._eval import aevaluate, evaluate, load_results
-    from ._image_api import agenerate_image, generate_image
-    from ._images import ImageResult
-    from ._load_run import LoadResult, aloadtest, loadtest
-    from ._providers import Handler, register_provider
-    from ._widget import model_form
+    from ._core.images import ImageResult
+    from ._io.api import acomplete, astream, complete, stream
+    from ._io.client import AsyncStream, Stream
+    from ._io.discovery import list_models
+    from ._io.image_api import agenerate_image, generate_image
+    from ._io.providers import Handler, register_provider
+    from ._loadtest.run import LoadResult, aloadtest, loadtest
+    from ._scale.evaluate import aevaluate, evaluate, load_results
+    from ._server.demo import DemoServer, demo_server
+    from ._ui.widget import model_form
 
 __version__ = "0.1.0"
 
@@ -99,27 +99,27 @@ __all__ = [
 # name -> module: imported on first access, so `import nbllm` stays light (the calling API
 # brings asyncio, the HTTP shells and the handler providers: loaded on first use, not on import).
 _LAZY = {
-    "complete": "._api",
-    "acomplete": "._api",
-    "stream": "._api",
-    "astream": "._api",
-    "Stream": "._client",
-    "AsyncStream": "._client",
-    "Handler": "._providers",
-    "register_provider": "._providers",
-    "DemoServer": "._demo",
-    "demo_server": "._demo",
-    "evaluate": "._eval",
-    "aevaluate": "._eval",
-    "load_results": "._eval",
-    "list_models": "._discovery",
-    "generate_image": "._image_api",
-    "agenerate_image": "._image_api",
-    "ImageResult": "._images",
-    "loadtest": "._load_run",
-    "aloadtest": "._load_run",
-    "LoadResult": "._load_run",
-    "model_form": "._widget",
+    "complete": "._io.api",
+    "acomplete": "._io.api",
+    "stream": "._io.api",
+    "astream": "._io.api",
+    "Stream": "._io.client",
+    "AsyncStream": "._io.client",
+    "Handler": "._io.providers",
+    "register_provider": "._io.providers",
+    "DemoServer": "._server.demo",
+    "demo_server": "._server.demo",
+    "evaluate": "._scale.evaluate",
+    "aevaluate": "._scale.evaluate",
+    "load_results": "._scale.evaluate",
+    "list_models": "._io.discovery",
+    "generate_image": "._io.image_api",
+    "agenerate_image": "._io.image_api",
+    "ImageResult": "._core.images",
+    "loadtest": "._loadtest.run",
+    "aloadtest": "._loadtest.run",
+    "LoadResult": "._loadtest.run",
+    "model_form": "._ui.widget",
     "scorers": ".scorers",  # a module: nbllm.scorers.exact_match, ...
 }
 
@@ -142,12 +142,12 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbllm``: registers ``%llm_model``, ``%%llm`` (and ``%%llm_eval``)."""
-    from ._magics import load_ipython_extension as load
+    from ._ui.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from ._magics import unload_ipython_extension as unload
+    from ._ui.magics import unload_ipython_extension as unload
 
     unload(ipython)

@@ -27,9 +27,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._endpoint import Endpoint
-from ._exceptions import UsageError
-from ._validate import check_bool, check_int, check_json_value, check_mapping, check_number, check_str, got
+from ._base.exceptions import UsageError
+from ._base.validate import (
+    check_bool,
+    check_int,
+    check_json_value,
+    check_mapping,
+    check_number,
+    check_str,
+    got,
+)
+from ._core.endpoint import Endpoint
 
 __all__ = [
     "DEFAULT_JUDGE_TEMPLATE",
@@ -231,13 +239,13 @@ def schema_valid(*, schema: Any = None, name: str = "schema_valid") -> Scorer:
     it reads the row (a failed answer's ``error`` starts with ``schema:``); with ``schema=``
     given here it parses and validates the output itself (for frames run without one)."""
     _check_name(name)
-    from ._schema import as_schema
+    from ._core.schema import as_schema
 
     sch = as_schema(schema) if schema is not None else None
 
     def fn(output: str, expected: Any, row: Mapping[str, Any]) -> Any:
         if sch is not None:
-            from ._exceptions import SchemaError
+            from ._base.exceptions import SchemaError
 
             try:
                 sch.parse(output)

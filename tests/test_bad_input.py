@@ -27,7 +27,7 @@ from IPython.testing.globalipapp import get_ipython
 
 import nbllm
 from nbllm import ConfigError, NbllmError, UsageError, scorers
-from nbllm._validate import check_int, check_json_value, check_number
+from nbllm._base.validate import check_int, check_json_value, check_number
 
 NAN, INF = float("nan"), float("inf")
 URL = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
@@ -640,7 +640,7 @@ OTHER_ROWS: list[Row] = [
     ("model_form-registry", lambda: nbllm.model_form(5), UsageError, ("registry", "Registry", "int")),
 ]
 
-# image generation (nbllm/_image_api.py): checked before anything is sent
+# image generation (nbllm/_io/image_api.py): checked before anything is sent
 IMG = URL + "/images/generations"
 IMAGE_ROWS: list[Row] = [
     ("image_b64_path-syntax", lambda: ep(image_b64_path="$[["), ConfigError, ("image_b64_path", "JSONPath")),

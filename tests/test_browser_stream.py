@@ -36,7 +36,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.JupyterLab]:
     root = tmp_path_factory.mktemp("stream-root")
     # a short answer (~4,000 characters): freeze blocks in small batches so that several freezes
     # happen (the default waits for 4,000 characters)
-    extra = "nbllm._display.BlockLive.min_frozen = 300"
+    extra = "nbllm._ui.display.BlockLive.min_frozen = 300"
     sp.stream_notebook(root / "blocks.ipynb", "blocks", TOKENS, 0.008, extra=extra)
     server = lb.JupyterLab(
         root,

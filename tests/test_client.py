@@ -365,8 +365,8 @@ def test_retry_429_honours_retry_after(mode: str, monkeypatch: pytest.MonkeyPatc
     async def fake_asleep(s: float) -> None:
         waits.append(s)
 
-    monkeypatch.setattr("nbllm._client.time.sleep", waits.append)
-    monkeypatch.setattr("nbllm._client.asyncio.sleep", fake_asleep)
+    monkeypatch.setattr("nbllm._io.client.time.sleep", waits.append)
+    monkeypatch.setattr("nbllm._io.client.asyncio.sleep", fake_asleep)
     replies = iter(
         [
             httpx.Response(429, headers={"Retry-After": "1.5"}, json={"error": {"message": "slow down"}}),
@@ -380,12 +380,12 @@ def test_retry_429_honours_retry_after(mode: str, monkeypatch: pytest.MonkeyPatc
 
 
 def test_retries_exhausted_and_non_retryable(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nbllm._client.time.sleep", lambda s: None)
+    monkeypatch.setattr("nbllm._io.client.time.sleep", lambda s: None)
 
     async def no_sleep(s: float) -> None:
         return None
 
-    monkeypatch.setattr("nbllm._client.asyncio.sleep", no_sleep)
+    monkeypatch.setattr("nbllm._io.client.asyncio.sleep", no_sleep)
     calls: list[int] = []
 
     def failing(req: httpx.Request) -> httpx.Response:

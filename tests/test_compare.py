@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 import nbllm
-import nbllm._eval
-from nbllm import _stats, scorers
-from nbllm._demo import DemoServer
+import nbllm._scale.evaluate
+from nbllm import scorers
+from nbllm._evaluation import stats as _stats
+from nbllm._server.demo import DemoServer
 
 scipy_stats = pytest.importorskip("scipy.stats")
 sm_prop = pytest.importorskip("statsmodels.stats.proportion")

@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 
-from nbllm._exceptions import ConfigError
-from nbllm._extract import compile_path
+from nbllm._base.exceptions import ConfigError
+from nbllm._core.extract import compile_path
 
 yaml = pytest.importorskip(
     "yaml", reason="PyYAML reads the suite (the test extras bring it via jupyter-events)"

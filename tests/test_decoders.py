@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbllm import _jsonarray
-from nbllm._decoders import EventTooLarge, Inflater, LineSplitter, NDJSONDecoder, SSEDecoder
-from nbllm._jsonarray import JSONArrayDecoder, JSONArrayError
+from nbllm._core import jsonarray as _jsonarray
+from nbllm._core.decoders import EventTooLarge, Inflater, LineSplitter, NDJSONDecoder, SSEDecoder
+from nbllm._core.jsonarray import JSONArrayDecoder, JSONArrayError
 
 
 def sse_all(chunks: list[bytes]) -> list[tuple[str | None, str]]:

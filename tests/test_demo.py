@@ -1,4 +1,4 @@
-"""The built-in demo server (nbllm._demo), spoken to with raw httpx and raw sockets."""
+"""The built-in demo server (nbllm._server.demo), spoken to with raw httpx and raw sockets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nbllm._demo import DemoServer, demo_server
+from nbllm._server.demo import DemoServer, demo_server
 
 Json = Any
 

@@ -10,7 +10,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import get_ipython
 
 import nbllm
-from nbllm._discovery import candidate_urls
+from nbllm._io.discovery import candidate_urls
 
 
 @pytest.fixture

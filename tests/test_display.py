@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nbllm import Result
-from nbllm._display import Column, column_text, columns_bundle, footer_line, show_footer
-from nbllm._format import money, plural
+from nbllm._base.format import money, plural
+from nbllm._ui.display import Column, column_text, columns_bundle, footer_line, show_footer
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def priced(cost: float) -> Result:
 
 
 def test_every_cost_display_uses_the_one_money_rule() -> None:
-    from nbllm._eval_progress import Stats, fmt_cost
+    from nbllm._evaluation.progress import Stats, fmt_cost
 
     for cost in (0.009, 0.0155, 0.000012, 2.5):
         assert footer_line("demo", priced(cost)).endswith(" · " + money(cost))
@@ -58,7 +58,7 @@ def test_single_and_side_by_side_footers_follow_one_rule(
     result = priced(0.009)
     line = footer_line("demo", result)
     shown: list[dict[str, str]] = []
-    monkeypatch.setattr("nbllm._display.show", lambda obj, **kw: shown.append(obj))
+    monkeypatch.setattr("nbllm._ui.display.show", lambda obj, **kw: shown.append(obj))
     show_footer(line, rich=False)  # a terminal, one answer
     terminal = capsys.readouterr().out.strip()
     show_footer(line, rich=True)  # a notebook, one answer
@@ -75,7 +75,7 @@ def test_single_and_side_by_side_footers_follow_one_rule(
 
 def test_the_forms_sandbox_writes_cost_the_same_way() -> None:
     pytest.importorskip("ipywidgets")
-    from nbllm._widget_sandbox import Sandbox
+    from nbllm._ui.widget_sandbox import Sandbox
 
     sandbox = Sandbox.__new__(Sandbox)  # only the summary line is under test: no widgets built
     sandbox.result = priced(0.009)

@@ -1,4 +1,4 @@
-"""A streamed Markdown answer in a notebook, by blocks (nbllm/_display.py BlockLive): finished
+"""A streamed Markdown answer in a notebook, by blocks (nbllm/_ui/display.py BlockLive): finished
 blocks are sent once as their own outputs, only the open block is redrawn, the bytes sent are
 linear in the answer, an output never shrinks, and the saved notebook holds the answer once."""
 
@@ -17,8 +17,8 @@ from IPython.testing.globalipapp import get_ipython
 from nbclient import NotebookClient
 
 import nbllm
-from nbllm import _display
-from nbllm._display import BlockLive, Live, make_live
+from nbllm._ui import display as _display
+from nbllm._ui.display import BlockLive, Live, make_live
 
 
 class Recorder(DisplayPublisher):
@@ -210,7 +210,7 @@ def test_saved_notebook_holds_the_answer_once(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("NBLLM_CONFIG_DIR", str(tmp_path / "config"))
     body = doc(12)
     cells = [
-        "import nbllm, nbllm._display\nnbllm._display.BlockLive.min_frozen = 300  # a short answer, several batches\n"
+        "import nbllm, nbllm._ui.display\nnbllm._display.BlockLive.min_frozen = 300  # a short answer, several batches\n"
         "srv = nbllm.demo_server()\n%load_ext nbllm\n%llm_model add demo --url {srv.url} --default",
         f"%%llm\n{body}\n[[delay:0.01]]",
         "srv.stop()",

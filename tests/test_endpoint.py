@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from nbllm import ConfigError, Endpoint, PromptTooLongError
-from nbllm._request import build_request, check_length, cost_of, normalize_messages, resolve_key
-from nbllm._result import Usage
+from nbllm._core.request import build_request, check_length, cost_of, normalize_messages, resolve_key
+from nbllm._core.result import Usage
 
 
 @pytest.mark.parametrize(

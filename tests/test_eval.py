@@ -19,9 +19,10 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import nbllm
-from nbllm import _eval, scorers
-from nbllm._demo import DemoServer
-from nbllm._eval_cache import Cache, default_cache_path
+from nbllm import scorers
+from nbllm._evaluation.cache import Cache, default_cache_path
+from nbllm._scale import evaluate as _eval
+from nbllm._server.demo import DemoServer
 
 
 @pytest.fixture(autouse=True)

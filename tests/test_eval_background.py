@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import nbllm
-from nbllm._eval_background import RunHandle
+from nbllm._scale.background import RunHandle
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_in_a_real_kernel_other_cells_run_meanwhile_and_cancel_keeps_finished_ro
 def test_the_magic_background_flag_stores_the_handle(demo: nbllm.DemoServer) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from nbllm._eval_magic import EvalMagics
+    from nbllm._ui.eval_magic import EvalMagics
 
     ip = InteractiveShell.instance()
     ip.register_magics(EvalMagics)

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import nbllm
-from nbllm import _eval_dask
+from nbllm._scale import dask_backend as _eval_dask
 
 dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")

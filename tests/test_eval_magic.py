@@ -12,8 +12,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import nbllm
 from nbllm import scorers
-from nbllm._demo import DemoServer
-from nbllm._eval_magic import EvalMagics
+from nbllm._server.demo import DemoServer
+from nbllm._ui.eval_magic import EvalMagics
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import nbllm
-from nbllm import _eval_core as _eval  # the in-memory run each partition goes through
-from nbllm import _eval_partitions
+from nbllm._evaluation import api as _eval  # the in-memory run each partition goes through
+from nbllm._scale import partitions as _eval_partitions
 
 pytest.importorskip("pyarrow")
 

@@ -1,4 +1,4 @@
-"""nbllm._extract: compiled JSONPath with Jayway semantics, its fast path, errors and excerpt()."""
+"""nbllm._core.extract: compiled JSONPath with Jayway semantics, its fast path, errors and excerpt()."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonpath_ng.ext import parse as ext_parse
 
-from nbllm._exceptions import ConfigError
-from nbllm._extract import MISSING, JSONPath, compile_path, excerpt
+from nbllm._base.exceptions import ConfigError
+from nbllm._core.extract import MISSING, JSONPath, compile_path, excerpt
 
 COZE = "$[?(@.type == 'answer' && !(@.created_at))].content"
 CHUNK = {
@@ -442,7 +442,7 @@ def test_list_filter_matches_jsonpath_ng_ext(doc: list[dict[str, int]], op: str,
 from hypothesis import given as _given  # noqa: E402
 from hypothesis import strategies as _st  # noqa: E402
 
-from nbllm._extract import compile_many  # noqa: E402
+from nbllm._core.extract import compile_many  # noqa: E402
 
 _MANY = (
     "$.choices[0].delta.content",
@@ -743,7 +743,7 @@ def test_huge_slice_bounds_are_clamped(path: str, expected: list[int]) -> None:
 
 
 def test_slices_visit_at_most_twice_the_list() -> None:
-    from nbllm._extract import _slice_range
+    from nbllm._core.extract import _slice_range
 
     for start in (None, -(10**11), -7, -1, 0, 3, 10**11):
         for stop in (None, -(10**11), -2, 0, 2, 10**11):

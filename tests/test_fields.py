@@ -1,4 +1,4 @@
-"""The field table (nbllm/_fields.py) is the one description of Endpoint's fields: every field
+"""The field table (nbllm/_core/fields.py) is the one description of Endpoint's fields: every field
 has an entry, an option, a form input and a docs line, and a sample value of each survives
 option -> Endpoint -> to_dict -> from_dict -> form load -> form save.
 
@@ -18,9 +18,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import get_ipython
 
 import nbllm
-from nbllm._eval_cache import endpoint_fingerprint
-from nbllm._fields import FIELDS, GROUPS, by_name, docs_markdown, not_in_cache_key, settable_fields
-from nbllm._magic_args import flag_args, model_parser
+from nbllm._core.fields import FIELDS, GROUPS, by_name, docs_markdown, not_in_cache_key, settable_fields
+from nbllm._evaluation.cache import endpoint_fingerprint
+from nbllm._ui.magic_args import flag_args, model_parser
 
 W = pytest.importorskip("ipywidgets")
 
@@ -77,7 +77,7 @@ def test_every_field_of_endpoint_has_exactly_one_entry() -> None:
 
 @pytest.mark.parametrize("field", SETTABLE)
 def test_field_has_an_option_a_widget_and_a_doc_line(field: str, form: Any) -> None:
-    spec = by_name(field)  # KeyError: a new Endpoint field needs a FieldSpec in nbllm/_fields.py
+    spec = by_name(field)  # KeyError: a new Endpoint field needs a FieldSpec in nbllm/_core/fields.py
     add_help = model_parser()._subparsers._group_actions[0].choices["add"].format_help()  # type: ignore[union-attr]
     for flag in spec.flags:
         assert flag in add_help, (field, flag)
@@ -123,7 +123,7 @@ def test_a_sample_value_survives_options_dict_and_form(
 
 def test_docs_file_is_the_generated_text() -> None:
     assert DOCS.read_text(encoding="utf-8") == docs_markdown(), (
-        "docs/endpoint-fields.md is stale: python -m nbllm._fields --docs > docs/endpoint-fields.md"
+        "docs/endpoint-fields.md is stale: python -m nbllm._core.fields --docs > docs/endpoint-fields.md"
     )
 
 

@@ -542,8 +542,8 @@ def test_peak_memory_stays_bounded(serve: Any, respond: Respond, kind: str, word
 
 
 def test_callstate_idle_and_deadline_with_a_fake_clock() -> None:
-    from nbllm._request import build_request
-    from nbllm._response import CallState
+    from nbllm._core.request import build_request
+    from nbllm._core.response import CallState
 
     now = [0.0]
     ep = Endpoint(name="pure", url="http://127.0.0.1:1/v1", idle_timeout=10)

@@ -25,8 +25,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import get_ipython
 
 import nbllm
-from nbllm._demo_images import make_png
-from nbllm._images import ImageResult, sniff_mime
+from nbllm._core.images import ImageResult, sniff_mime
+from nbllm._server.demo_images import make_png
 
 PNG = make_png("a fox", 8, 8)
 B64 = base64.b64encode(PNG).decode()
@@ -339,7 +339,7 @@ def test_sniff_and_pillow_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sniff_mime(b"\xff\xd8\xff\xe0....") == "image/jpeg"
     assert sniff_mime(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
     assert sniff_mime(b"??", "image/avif; q=1") == "image/avif"
-    r = ImageResult([nbllm._images.GeneratedImage(PNG, "image/png")], "x")
+    r = ImageResult([nbllm._core.images.GeneratedImage(PNG, "image/png")], "x")
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
     with pytest.raises(nbllm.UsageError, match="pip install pillow"):
         r.pil()

@@ -446,7 +446,7 @@ def test_saved_notebook_holds_no_key(
 
 def test_widget_cards_mask_urls_and_auth_headers(server: EchoServer) -> None:
     pytest.importorskip("ipywidgets")
-    from nbllm._widget_cards import connection_report, details_html
+    from nbllm._ui.widget_cards import connection_report, details_html
 
     searched = 0
     for ep in endpoints(server.base, "echo") + endpoints(server.base, "deny"):
@@ -462,8 +462,8 @@ def test_widget_cards_mask_urls_and_auth_headers(server: EchoServer) -> None:
 
 
 def test_a_key_split_over_two_deltas_is_masked_in_the_result() -> None:
-    from nbllm._request import build_request, normalize_messages
-    from nbllm._response import CallState
+    from nbllm._core.request import build_request, normalize_messages
+    from nbllm._core.response import CallState
 
     ep = Endpoint(name="x", url="http://127.0.0.1:9/v1", api_key=KEY_LIT)
     spec = build_request(ep, normalize_messages("q"), {}, stream=True, api_key=KEY_LIT)
@@ -479,8 +479,8 @@ def test_a_key_split_over_two_deltas_is_masked_in_the_result() -> None:
 
 
 def test_an_error_body_is_redacted_before_it_is_cut() -> None:
-    from nbllm._request import build_request, normalize_messages
-    from nbllm._response import CallState
+    from nbllm._core.request import build_request, normalize_messages
+    from nbllm._core.response import CallState
 
     ep = Endpoint(name="x", url="http://127.0.0.1:9/v1", api_key=KEY_LIT)
     spec = build_request(ep, normalize_messages("q"), {}, stream=False, api_key=KEY_LIT)
@@ -497,7 +497,7 @@ def test_an_error_body_is_redacted_before_it_is_cut() -> None:
 def test_local_failures_are_not_retried_network_ones_are() -> None:
     import httpx
 
-    from nbllm._response import map_transport_error
+    from nbllm._core.response import map_transport_error
 
     ep = Endpoint(name="x", url="http://127.0.0.1:9/v1")
     url = ep.request_url
@@ -518,8 +518,8 @@ def test_local_failures_are_not_retried_network_ones_are() -> None:
 def test_the_log_filter_masks_httpx_records_whatever_their_arguments() -> None:
     import httpx
 
-    from nbllm._client import _LOG_FILTER, install_log_filter
-    from nbllm._redact import remember
+    from nbllm._base.redact import remember
+    from nbllm._io.client import _LOG_FILTER, install_log_filter
 
     install_log_filter()
     install_log_filter()  # once per logger, however often it is called

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import nbllm
-from nbllm._demo_replies import BadRequest, Profile, plan
-from nbllm._load import Record, meets_slo, percentile, row, summarize
+from nbllm._loadtest.metrics import Record, meets_slo, percentile, row, summarize
+from nbllm._server.demo_replies import BadRequest, Profile, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,7 +177,7 @@ def profiled() -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "nbllm._demo",
+            "nbllm._server.demo",
             "--port",
             "0",
             "--profile",
@@ -235,7 +235,7 @@ def test_256_streams_complete_with_cpu_reported() -> None:
         [
             sys.executable,
             "-m",
-            "nbllm._demo",
+            "nbllm._server.demo",
             "--port",
             "0",
             "--profile",

@@ -23,10 +23,10 @@ from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
 from IPython.testing.globalipapp import get_ipython
 
 import nbllm
-from nbllm._interpolate import interpolate
-from nbllm._magic_args import llm_parser, model_parser
-from nbllm._magic_run import StreamInterrupted
-from nbllm._magics import LLMMagics
+from nbllm._ui.interpolate import interpolate
+from nbllm._ui.magic_args import llm_parser, model_parser
+from nbllm._ui.magic_run import StreamInterrupted
+from nbllm._ui.magics import LLMMagics
 
 # ---- fixtures ---------------------------------------------------------------------------------
 
@@ -647,7 +647,7 @@ def test_20000_tokens_are_throttled_and_exact(
 
 
 def test_markdown_open_fence_is_closed_while_streaming() -> None:
-    from nbllm._display import answer_bundle
+    from nbllm._ui.display import answer_bundle
 
     assert answer_bundle("```py\nx = 1", "markdown", final=False)["text/markdown"] == "```py\nx = 1\n```"
     assert answer_bundle("```py\nx = 1", "markdown", final=True)["text/markdown"] == "```py\nx = 1"
@@ -1056,7 +1056,7 @@ def test_show_gives_each_field_as_it_is_sent(
 
 def magic_error(ip: InteractiveShell, source: str, kind: type[nbllm.NbllmError]) -> nbllm.NbllmError:
     """The error a magic cell failed with, checked to carry a hint in magic words only."""
-    from nbllm._magic_hints import speaks_python
+    from nbllm._ui.magic_hints import speaks_python
 
     err = failed_with(cell(ip, source), kind)
     assert isinstance(err, nbllm.NbllmError)
@@ -1069,7 +1069,7 @@ def magic_error(ip: InteractiveShell, source: str, kind: type[nbllm.NbllmError])
 def test_registry_errors_in_a_magic_give_magic_hints(
     ip: InteractiveShell, magics: LLMMagics, demo: str, server: nbllm.DemoServer
 ) -> None:
-    from nbllm._magic_hints import speaks_python
+    from nbllm._ui.magic_hints import speaks_python
 
     # the Python API keeps its Python hints (the detector recognises them)...
     with pytest.raises(nbllm.ConfigError) as api_err:
@@ -1161,7 +1161,7 @@ def test_llm_eval_unknown_model_gives_a_magic_hint(ip: InteractiveShell, magics:
 
 
 def test_for_magic_keeps_what_it_cannot_say_better() -> None:
-    from nbllm._magic_hints import for_magic, speaks_python
+    from nbllm._ui.magic_hints import for_magic, speaks_python
 
     tls = nbllm.ConnectError(
         "cannot connect: CERTIFICATE_VERIFY_FAILED",

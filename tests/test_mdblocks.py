@@ -1,4 +1,4 @@
-"""The incremental Markdown block splitter (nbllm/_mdblocks.py): where it cuts, that any split of
+"""The incremental Markdown block splitter (nbllm/_ui/mdblocks.py): where it cuts, that any split of
 the text into deltas gives the same final blocks, that the pieces render like the whole, and
 that the open block never shows a half-received fence or table row."""
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbllm._mdblocks import BlockSplitter, open_markdown, split_blocks
+from nbllm._ui.mdblocks import BlockSplitter, open_markdown, split_blocks
 
 CASES: list[tuple[str, list[str]]] = [
     ("one paragraph", ["one paragraph"]),

@@ -1,4 +1,4 @@
-"""Every provider preset (nbllm/_presets.py) end to end against a strict fake of its API.
+"""Every provider preset (nbllm/_core/presets.py) end to end against a strict fake of its API.
 
 The fakes (tests/fakes/) refuse what the real API refuses, with the provider's own error text, so
 a preset that passes here sends what that API documents: system prompt and parameters where it
@@ -34,7 +34,7 @@ from fakes import (
 )
 
 import nbllm
-from nbllm._presets import PRESETS, preset_fields, preset_rows
+from nbllm._core.presets import PRESETS, preset_fields, preset_rows
 
 KEY = "sk-preset-test-0123456789"
 SYSTEM = "Be brief."
@@ -424,10 +424,10 @@ def test_demo_wire_shapes(demo_k: nbllm.DemoServer) -> None:
 def test_docs_presets_md_is_generated_from_the_data() -> None:
     from pathlib import Path
 
-    from nbllm._presets import docs_markdown
+    from nbllm._core.presets import docs_markdown
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "presets.md").read_text(encoding="utf-8")
-    assert doc == docs_markdown(), "run: python -m nbllm._presets --docs > docs/presets.md"
+    assert doc == docs_markdown(), "run: python -m nbllm._core.presets --docs > docs/presets.md"
     assert all(f"\n## {name}\n" in doc and PRESETS[name]["docs"] in doc for name in PRESETS)
 
 
@@ -456,7 +456,7 @@ def test_model_placeholder_follows_the_model() -> None:
 
 
 def test_only_the_stream_request_goes_to_the_stream_url() -> None:
-    from nbllm._request import build_request
+    from nbllm._core.request import build_request
 
     ep = nbllm.Endpoint.from_preset("g", "gemini", api_key="AIza-test-key-123456")
     msgs = [{"role": "user", "content": "hi"}]
@@ -470,7 +470,7 @@ def test_only_the_stream_request_goes_to_the_stream_url() -> None:
 
 
 def test_a_key_in_the_stream_url_is_masked_where_endpoints_are_shown(ip: Any, capsys: Any) -> None:
-    from nbllm._widget_cards import details_html
+    from nbllm._ui.widget_cards import details_html
 
     secret = "AIzaSyTEST-stream-url-key-0001"
     ep = nbllm.Endpoint.from_preset("gq", "gemini", api_key_env=None)

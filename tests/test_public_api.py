@@ -71,7 +71,7 @@ def test_import_is_light() -> None:
 
 
 def test_every_exception_is_an_nbllm_error() -> None:
-    from nbllm import _exceptions
+    from nbllm._base import exceptions as _exceptions
 
     assert set(_exceptions.__all__) <= set(nbllm.__all__)  # every error is public
     for name in _exceptions.__all__:

@@ -667,7 +667,7 @@ def test_nbllm_litellm_image_generation_custom_handler(litellm_proxy: ServerHand
     """A LiteLLM CustomLLM ``image_generation``/``aimage_generation`` handler behind the real
     proxy's POST /v1/images/generations, through nbllm.generate_image / agenerate_image."""
     nbllm = _nbllm()
-    from nbllm._demo_images import make_png
+    from nbllm._server.demo_images import make_png
 
     ep = nbllm.Endpoint(
         name="real-litellm-image",

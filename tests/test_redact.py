@@ -1,4 +1,4 @@
-"""``nbllm._redact``: remembered keys, ``Bearer`` values and URL credentials are masked in any text."""
+"""``nbllm._base.redact``: remembered keys, ``Bearer`` values and URL credentials are masked in any text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbllm._redact import MASK, contains_secret, forget_all, mask_url, redact, redact_obj, remember
+from nbllm._base.redact import MASK, contains_secret, forget_all, mask_url, redact, redact_obj, remember
 
 
 @pytest.fixture(autouse=True)

@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 
 import nbllm
-from nbllm import ConfigError, Endpoint, Registry, RegistryFileError, _registry
-from nbllm._endpoint import Secret
+from nbllm import ConfigError, Endpoint, Registry, RegistryFileError
+from nbllm._core.endpoint import Secret
+from nbllm._io import registry as _registry
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="kill tests fork a child (POSIX)")
 
@@ -75,7 +76,7 @@ def assert_no_leftovers(directory: Path, state: Snapshot, all_keys: set[str]) ->
 
 
 class _DyingOs:
-    """Stands in for ``os`` inside nbllm._registry: the ``n``-th file-system call exits the
+    """Stands in for ``os`` inside nbllm._io.registry: the ``n``-th file-system call exits the
     process before it happens (as a kill at that instant would)."""
 
     CALLS = frozenset({"open", "write", "fsync", "close", "replace", "rename", "unlink", "chmod", "fchmod"})
@@ -561,7 +562,7 @@ def test_llm_model_list_shows_good_entries_and_names_the_bad_ones(_isolated_conf
     shell = InteractiveShell.instance() if InteractiveShell.initialized() else get_ipython()
     shell.run_line_magic("load_ext", "nbllm")
     shown: list[Any] = []
-    import nbllm._magics as magics
+    import nbllm._ui.magics as magics
 
     original = magics.show
     magics.show = lambda obj, **kw: shown.append(obj)  # type: ignore[assignment]

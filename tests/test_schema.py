@@ -17,8 +17,8 @@ import pytest
 
 import nbllm
 from nbllm import Endpoint, SchemaError, UsageError, scorers
-from nbllm._demo_replies import schema_answer
-from nbllm._schema import as_schema, extract_json, gemini_schema, resolve_format
+from nbllm._core.schema import as_schema, extract_json, gemini_schema, resolve_format
+from nbllm._server.demo_replies import schema_answer
 
 REVIEW = {"sentiment": Literal["positive", "negative", "neutral"], "confidence": float, "topics": list[str]}
 
@@ -317,7 +317,7 @@ class JsonBot(nbllm.Handler):
 
 
 def test_handlers_get_the_schema_in_the_prompt_or_as_response_format(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nbllm import _providers
+    from nbllm._io import providers as _providers
 
     monkeypatch.setattr(_providers, "_PROVIDERS", dict(_providers._PROVIDERS))  # undone after the test
     nbllm.register_provider("jsonbot", JsonBot)

@@ -1,4 +1,4 @@
-"""nbllm._stats against scipy / statsmodels on fixed data, and against hand-computed cases."""
+"""nbllm._evaluation.stats against scipy / statsmodels on fixed data, and against hand-computed cases."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nbllm import _stats
+from nbllm._evaluation import stats as _stats
 
 scipy_stats = pytest.importorskip("scipy.stats")
 sm_prop = pytest.importorskip("statsmodels.stats.proportion")

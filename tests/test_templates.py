@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import nbllm
 from nbllm import ConfigError, Endpoint
-from nbllm._request import MISSING, _render, build_request, compile_text, normalize_messages
+from nbllm._core.request import MISSING, _render, build_request, compile_text, normalize_messages
 
 # ---- the presets: any endpoint by configuration alone ---------------------------------------
 
@@ -616,7 +616,7 @@ def test_every_example_in_docs_formats_is_a_valid_endpoint() -> None:
 def test_length_check_counts_the_transcript_labels() -> None:
     """max_seq_len is checked on the text sent: 'User: ...\\nAssistant:' is longer than the turn."""
     from nbllm import PromptTooLongError
-    from nbllm._request import check_length
+    from nbllm._core.request import check_length
 
     plain = Endpoint(name="p", url="http://h/generate", max_seq_len=3, body_template={"inputs": "{prompt}"})
     labelled = plain.replace(transcript=TRANSCRIPT)

@@ -19,7 +19,7 @@ import pytest
 ipywidgets = pytest.importorskip("ipywidgets")
 
 import nbllm  # noqa: E402
-from nbllm._widget import ModelManager  # noqa: E402
+from nbllm._ui.widget import ModelManager  # noqa: E402
 
 KEY = "sk-widget-test-4f1c9a7e2b"  # what the keyed demo server accepts
 W = ipywidgets

@@ -100,8 +100,8 @@ def stream_notebook(
 
     mode = "whole" if variant == "whole" else "blocks"
     setup = (
-        "import nbllm, nbllm._display\n"
-        f"nbllm._display.STREAM_MODE = {mode!r}\n"
+        "import nbllm, nbllm._ui.display\n"
+        f"nbllm._ui.display.STREAM_MODE = {mode!r}\n"
         + ("url = nbllm.demo_server().url\n" if url is None else f"url = {url!r}\n")
         + "%load_ext nbllm\n"
         "%llm_model add demo --url {url} --default --replace\n"

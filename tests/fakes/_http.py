@@ -1,6 +1,6 @@
 """The one HTTP/1.1 server every fake runs on: asyncio streams in a daemon thread, on 127.0.0.1.
 
-Same approach as ``nbllm/_demo.py`` (hand-framed request line + headers + Content-Length or chunked
+Same approach as ``nbllm/_server/demo.py`` (hand-framed request line + headers + Content-Length or chunked
 body, keep-alive, ``Transfer-Encoding: chunked`` for streams), copied in a few lines rather than
 imported so the fakes do not depend on nbllm's private helpers.
 

@@ -158,7 +158,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def make_png(prompt: str, width: int = 64, height: int = 64, index: int = 0) -> bytes:
-    """The same deterministic gradient PNG as nbllm/_demo_images.py (that module is not in this venv)."""
+    """The same deterministic gradient PNG as nbllm/_server/demo_images.py (that module is not in this venv)."""
     digest = hashlib.sha256(f"{index}:{prompt}".encode()).digest()
     a, b = digest[0:3], digest[3:6]
     rows = bytearray()
