@@ -391,8 +391,10 @@ def test_plots_draw_each_kind(profiled: str, tmp_path: Path) -> None:
 def test_magic_runs_through_a_real_shell(demo: nbllm.DemoServer) -> None:
     from IPython.core.error import UsageError as MagicUsageError
     from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing.globalipapp import get_ipython
 
-    ip = InteractiveShell.instance()
+    # the process-wide shell (other test modules use it too: never cleared here)
+    ip = InteractiveShell.instance() if InteractiveShell.initialized() else get_ipython()
     try:
         ip.run_line_magic("load_ext", "nbllm")
         assert "llm_loadtest" in ip.magics_manager.magics["line"]
@@ -413,7 +415,7 @@ def test_magic_runs_through_a_real_shell(demo: nbllm.DemoServer) -> None:
         ip.run_line_magic("unload_ext", "nbllm")
         assert "llm_loadtest" not in ip.magics_manager.magics["line"]
     finally:
-        InteractiveShell.clear_instance()
+        ip.run_line_magic("load_ext", "nbllm")  # as the other modules expect to find it
 
 
 def test_ctrl_c_in_the_sync_call_keeps_the_rows(demo: nbllm.DemoServer) -> None:
