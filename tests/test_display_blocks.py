@@ -210,7 +210,7 @@ def test_saved_notebook_holds_the_answer_once(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("NBLLM_CONFIG_DIR", str(tmp_path / "config"))
     body = doc(12)
     cells = [
-        "import nbllm, nbllm._ui.display\nnbllm._display.BlockLive.min_frozen = 300  # a short answer, several batches\n"
+        "import nbllm, nbllm._ui.display\nnbllm._ui.display.BlockLive.min_frozen = 300  # a short answer, several batches\n"
         "srv = nbllm.demo_server()\n%load_ext nbllm\n%llm_model add demo --url {srv.url} --default",
         f"%%llm\n{body}\n[[delay:0.01]]",
         "srv.stop()",

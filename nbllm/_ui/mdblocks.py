@@ -66,7 +66,11 @@ class BlockSplitter:
     """
 
     def __init__(self) -> None:
-        self._buf = ""  # text after the last finished block (with _tail joined)
+        # the open block is "".join(_lines) + _buf[_pos:]: its complete lines, kept as a list so a
+        # block that cannot be cut (a long paragraph, list or code fence) is never re-copied, then
+        # the text not processed yet (usually part of one line)
+        self._lines: list[str] = []
+        self._buf = ""  # the unprocessed text (with _tail joined); trimmed to _pos after a feed
         self._tail: list[str] = []  # deltas not joined to _buf yet (no line end, line decided)
         self._pos = 0  # start, in _buf, of the first line not fully processed yet
         self._decided = False  # the line at _pos was already checked for a block start
@@ -84,7 +88,7 @@ class BlockSplitter:
     @property
     def open(self) -> str:
         self._join()
-        return self._buf
+        return "".join(self._lines) + self._buf[self._pos :]
 
     def _join(self) -> None:
         if self._tail:
@@ -115,20 +119,27 @@ class BlockSplitter:
             return
         self._tail.append(delta)
         self._join()
-        while True:
-            if not self._decided:
-                verdict = self._starts_block(self._pos)
-                if verdict is None:
+        try:
+            while True:
+                if not self._decided:
+                    verdict = self._starts_block(self._pos)
+                    if verdict is None:
+                        return
+                    self._decided = True
+                    if verdict:
+                        self._cut()
+                end = self._buf.find("\n", self._pos)
+                if end < 0:
                     return
-                self._decided = True
-                if verdict:
-                    self._cut(self._pos)
-            end = self._buf.find("\n", self._pos)
-            if end < 0:
-                return
-            self._line(self._buf[self._pos : end + 1])
-            self._pos = end + 1
-            self._decided = False
+                line = self._buf[self._pos : end + 1]
+                self._line(line)
+                self._lines.append(line)
+                self._pos = end + 1
+                self._decided = False
+        finally:  # drop the processed text once per feed (linear, however many lines it held)
+            if self._pos:
+                self._buf = self._buf[self._pos :]
+                self._pos = 0
 
     def close(self) -> str:
         """The end of the text: the open block (also returned by ``open``) is final."""
@@ -136,10 +147,9 @@ class BlockSplitter:
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _cut(self, at: int) -> None:
-        self.finished.append(self._buf[:at])
-        self._buf = self._buf[at:]
-        self._pos -= at
+    def _cut(self) -> None:
+        self.finished.append("".join(self._lines))
+        self._lines = []
         self._started = self._blank = self._closed = self._list = False
 
     def _starts_block(self, at: int) -> bool | None:
