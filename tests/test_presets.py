@@ -103,9 +103,26 @@ PARAMS: dict[str, tuple[str, str]] = {
 }
 
 
+IMAGE = sorted(n for n, p in PRESETS.items() if p["fields"].get("type") == "image")
+TEXT = sorted(set(PRESETS) - set(IMAGE))  # the chat/completion presets, each run against a fake
+
+
 def test_every_preset_has_a_fake() -> None:
-    assert set(FAKES) == set(PRESETS)
-    assert len(PRESETS) >= 23
+    assert set(FAKES) == set(TEXT)
+    assert len(TEXT) >= 23 and set(PRESETS) - set(TEXT) == set(IMAGE)
+
+
+def test_image_presets_generate_against_the_demo_server(
+    demo: nbllm.DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image presets: the images route, type image, Bearer key; from_preset onto the demo
+    server's base URL gives a working image endpoint (the shape LiteLLM's proxy serves too)."""
+    for name in IMAGE:
+        monkeypatch.setenv(PRESETS[name]["fields"]["api_key_env"], "sk-image-preset-123456")
+        ep = nbllm.Endpoint.from_preset(name, url=demo.base_url, model="demo-image")
+        assert ep.type == "image" and ep.request_url == demo.base_url + "/v1/images/generations"
+        r = nbllm.generate_image(ep, "a lighthouse")
+        assert r.image_bytes[:8] == b"\x89PNG\r\n\x1a\n" and len(r.images) == 1
 
 
 def expected(name: str) -> str:
@@ -172,7 +189,7 @@ def test_preset_is_plain_json_data(name: str) -> None:
     assert nbllm.Endpoint.from_dict(ep.to_dict()) == ep
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(TEXT))
 def test_non_stream(fakes: dict[str, FakeServer], name: str) -> None:
     fake = fakes[name]
     ep = endpoint(name, fake)
@@ -195,7 +212,7 @@ def test_non_stream(fakes: dict[str, FakeServer], name: str) -> None:
         assert r.usage.prompt_tokens == words
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(TEXT))
 def test_stream(fakes: dict[str, FakeServer], name: str) -> None:
     fake = fakes[name]
     ep = endpoint(name, fake)
@@ -223,7 +240,7 @@ def test_gemini_stream_framings(fakes: dict[str, FakeServer]) -> None:
         assert fakes[name].last.path.endswith("/models/gemini-2.0-flash:streamGenerateContent")
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(TEXT))
 def test_4xx_is_readable(fakes: dict[str, FakeServer], name: str) -> None:
     with pytest.raises(nbllm.HTTPStatusError) as info:
         nbllm.complete(endpoint(name, fakes[name]), f"please {MAGIC_4XX}")
@@ -232,7 +249,7 @@ def test_4xx_is_readable(fakes: dict[str, FakeServer], name: str) -> None:
     assert err.server_message in str(err) and KEY not in str(err) and "{" not in err.server_message[:1]
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(TEXT))
 def test_in_stream_error_is_raised(fakes: dict[str, FakeServer], name: str) -> None:
     got: list[str] = []
     with (
@@ -244,7 +261,7 @@ def test_in_stream_error_is_raised(fakes: dict[str, FakeServer], name: str) -> N
     assert KEY not in str(info.value)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(TEXT))
 def test_wrong_key_is_the_providers_401(fakes: dict[str, FakeServer], name: str) -> None:
     ep = endpoint(name, fakes[name]).replace(api_key="sk-wrong-key-000000")
     with pytest.raises(nbllm.HTTPStatusError) as info:

@@ -318,6 +318,31 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# Image generation (OpenAI's POST /v1/images/generations; LiteLLM's proxy serves the same route)
+PRESETS["openai-images"] = {
+    "title": "OpenAI image generation",
+    "api": "OpenAI images",
+    "docs": "https://platform.openai.com/docs/api-reference/images/create",
+    "needs": [],
+    "fields": {
+        "url": "https://api.openai.com/v1/images/generations",
+        "type": "image",
+        "api_key_env": "OPENAI_API_KEY",
+        "model": "gpt-image-1",
+    },
+}
+PRESETS["litellm-images"] = {
+    "title": "LiteLLM proxy image generation",
+    "api": "OpenAI images",
+    "docs": "https://docs.litellm.ai/docs/image_generation",
+    "needs": ["model"],
+    "fields": {
+        "url": "http://127.0.0.1:4000/v1/images/generations",
+        "type": "image",
+        "api_key_env": "LITELLM_API_KEY",
+    },
+}
+
 # Gemini's other stream framing: without alt=sse the stream is one JSON array, sent element by
 # element (the "auto" stream mode recognises it)
 PRESETS["gemini-array"] = {
