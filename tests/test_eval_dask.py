@@ -161,3 +161,22 @@ def test_a_partition_whose_prompt_fails_gives_error_rows_not_a_failed_graph(
     first, second = df[df["case"] < 10], df[df["case"] >= 10]
     assert (first["error"] == "ValueError: no prompt for case 7").all()
     assert (second["error"] == "").all() and second["output"].str.startswith("You said: Say case").all()
+
+
+def test_an_llm_judges_endpoint_key_stays_out_of_the_graph_and_reaches_the_workers(
+    client: Any, tmp_path: Path
+) -> None:
+    """A judge given as an Endpoint with a literal key: its key travels by the secrets plugin
+    like the models' (not pickled into the graph), and the judge calls on the workers carry it."""
+    cases = _cases(12)
+    cases["q"] = cases["q"].str.replace(" [[fault:400]]", "", regex=False)
+    with nbllm.demo_server(api_key=KEY) as srv:
+        judge = nbllm.scorers.llm_judge(nbllm.Endpoint(name="judge", url=srv.url, api_key=KEY, retries=0))
+        ddf = dd.from_pandas(cases, npartitions=2)
+        result = nbllm.evaluate(ddf, _endpoints(srv)[:1], "Say {q}", scorers=[judge], cache=False)
+        assert KEY.encode() not in pickle.dumps(dict(result.__dask_graph__()))
+        df = result.compute()
+    assert len(df) == 12 and (df["error"] == "").all()
+    # the judge was answered (the demo echoes, so no SCORE to parse): no 401, the key arrived
+    assert not df["judge_error"].str.contains("HTTP|401|key").any(), df["judge_error"].tolist()
+    assert (df["judge_prompt_tokens"] > 0).all()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import hashlib
 import os
 import time
@@ -111,8 +112,11 @@ def evaluate_dask(cases: Any, models: Any, prompt: Any, **opts: Any) -> Any:
     eps = _models(models)
     client = _client()
     keyed = [ep.secret is not None and client is not None for ep in eps]
-    if any(keyed):
-        keys = {ep.name: ep.secret for ep, k in zip(eps, keyed, strict=True) if k}
+    keys = {ep.name: ep.secret for ep, k in zip(eps, keyed, strict=True) if k}
+    if client is not None:  # an LLM judge's own Endpoint key travels the same way
+        opts = {**opts, "scorers": _strip_judge_keys(opts.get("scorers", ()), keys)}
+    if keys:
+        assert client is not None
         name = "nbllm-secrets-" + hashlib.sha256(repr(sorted(keys)).encode()).hexdigest()[:12]
         client.register_plugin(_secrets_plugin(keys), name=name)
     sent = [ep.replace(api_key=None) if k else ep for ep, k in zip(eps, keyed, strict=True)]
@@ -142,6 +146,41 @@ def evaluate_dask(cases: Any, models: Any, prompt: Any, **opts: Any) -> Any:
         else [],
     )
     return cases.map_partitions(_run_partition, spec, meta=meta, align_dataframes=False)
+
+
+_JUDGE = "judge:"  # the secrets plugin's key prefix for a judge's endpoint
+
+
+def _strip_judge_keys(scorers: Any, keys: dict[str, Any]) -> Any:
+    """``scorers`` with each LLM judge's Endpoint key taken out (into ``keys``, for the plugin):
+    a judge given as an Endpoint with a literal key would otherwise be pickled into the graph."""
+    from ..scorers import Judge, PairwiseJudge
+
+    items = list(scorers) if isinstance(scorers, (list, tuple)) else [scorers]
+    out = []
+    for s in items:
+        if isinstance(s, (Judge, PairwiseJudge)) and isinstance(s.model, Endpoint) and s.model.secret:
+            keys[_JUDGE + s.model.name] = s.model.secret
+            s = dataclasses.replace(s, model=s.model.replace(api_key=None))
+        out.append(s)
+    return out if isinstance(scorers, (list, tuple)) else out[0]
+
+
+def _restore_judge_keys(scorers: Any) -> Any:
+    """On the worker: the judges' keys back from the secrets plugin."""
+    from ..scorers import Judge, PairwiseJudge
+
+    items = list(scorers) if isinstance(scorers, (list, tuple)) else [scorers]
+    out = []
+    for s in items:
+        if isinstance(s, (Judge, PairwiseJudge)) and isinstance(s.model, Endpoint):
+            key: Any = _WORKER_KEYS.get(_JUDGE + s.model.name)
+            raw = key.reveal() if hasattr(key, "reveal") else key
+            if raw:
+                remember(raw)
+                s = dataclasses.replace(s, model=s.model.replace(api_key=raw))
+        out.append(s)
+    return out if isinstance(scorers, (list, tuple)) else out[0]
 
 
 def _limits(opts: dict[str, Any], eps: list[Endpoint]) -> tuple[list[int], list[float | None]]:
@@ -185,6 +224,8 @@ def _run_partition(part: pd.DataFrame, spec: _Spec, partition_info: dict[str, An
             ep = ep.replace(api_key=raw)
         eps.append(ep)
     opts = {**spec.opts, "cache": spec.cache if spec.cache is not None else False}
+    if opts.get("scorers"):
+        opts["scorers"] = _restore_judge_keys(opts["scorers"])
     try:
         plan = make_plan(frame, eps, spec.prompt, **opts)
     except Exception as exc:  # a prompt function or template failing on this partition's rows:
