@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import itertools
 import logging
 import ssl
@@ -31,7 +32,18 @@ from .providers import ahandler_pieces, handler_pieces, handler_streams
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["AsyncStream", "Run", "Stream", "async_client", "ssl_context", "sync_client"]
+__all__ = [
+    "AsyncStream",
+    "Run",
+    "Stream",
+    "abody_of",
+    "apost",
+    "async_client",
+    "body_of",
+    "post",
+    "ssl_context",
+    "sync_client",
+]
 
 _LOCK = threading.Lock()
 _SYNC: dict[Any, httpx.Client] = {}
@@ -240,24 +252,55 @@ class Run:
 Batch = list[Delta]  # the deltas decoded from one network chunk: one generator hop per chunk
 
 
-def http_events(run: Run, client: httpx.Client) -> Generator[Batch, None, Result]:
+def post(run: Run, client: httpx.Client) -> contextlib.AbstractContextManager[httpx.Response]:
+    """Send the call's request (the one way it goes out for text and image calls alike)."""
     spec = run.spec
+    return client.stream(
+        "POST",
+        spec.url,
+        content=spec.body,
+        headers=run.headers,
+        timeout=run.timeout(),
+        follow_redirects=False,  # never: a redirect would carry the key elsewhere
+    )
+
+
+def apost(run: Run, client: httpx.AsyncClient) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+    """Async ``post``."""
+    spec = run.spec
+    return client.stream(
+        "POST",
+        spec.url,
+        content=spec.body,
+        headers=run.headers,
+        timeout=run.timeout(),
+        follow_redirects=False,
+    )
+
+
+def body_of(state: CallState, resp: httpx.Response) -> Iterator[bytes]:
+    """Start ``state`` with the response's status and headers; the body's chunks for it.
+
+    Raw bytes: CallState decompresses them itself, within max_body_bytes. A response built in
+    memory (httpx.MockTransport) was read and decoded by httpx already."""
+    done = resp.is_stream_consumed
+    state.start(resp.status_code, resp.headers, decoded=done)
+    return resp.iter_bytes() if done else resp.iter_raw()
+
+
+def abody_of(state: CallState, resp: httpx.Response) -> AsyncIterator[bytes]:
+    """Async ``body_of``."""
+    done = resp.is_stream_consumed
+    state.start(resp.status_code, resp.headers, decoded=done)
+    return resp.aiter_bytes() if done else resp.aiter_raw()
+
+
+def http_events(run: Run, client: httpx.Client) -> Generator[Batch, None, Result]:
     while True:
         state = run.new_state()
         try:
-            with client.stream(
-                "POST",
-                spec.url,
-                content=spec.body,
-                headers=run.headers,
-                timeout=run.timeout(),
-                follow_redirects=False,  # never: a redirect would carry the key elsewhere
-            ) as resp:
-                # CallState decompresses, within max_body_bytes; a response built in memory
-                # (httpx.MockTransport) was read and decoded by httpx already
-                done = resp.is_stream_consumed
-                state.start(resp.status_code, resp.headers, decoded=done)
-                for chunk in resp.iter_bytes() if done else resp.iter_raw():
+            with post(run, client) as resp:
+                for chunk in body_of(state, resp):
                     if batch := state.feed(chunk):
                         yield batch
             result = state.finish()
@@ -269,21 +312,11 @@ def http_events(run: Run, client: httpx.Client) -> Generator[Batch, None, Result
 
 
 async def ahttp_events(run: Run, client: httpx.AsyncClient) -> AsyncGenerator[Batch, None]:
-    spec = run.spec
     while True:
         state = run.new_state()
         try:
-            async with client.stream(
-                "POST",
-                spec.url,
-                content=spec.body,
-                headers=run.headers,
-                timeout=run.timeout(),
-                follow_redirects=False,  # never: a redirect would carry the key elsewhere
-            ) as resp:
-                done = resp.is_stream_consumed  # see http_events
-                state.start(resp.status_code, resp.headers, decoded=done)
-                async for chunk in resp.aiter_bytes() if done else resp.aiter_raw():
+            async with apost(run, client) as resp:
+                async for chunk in abody_of(state, resp):
                     if batch := state.feed(chunk):
                         yield batch
             result = state.finish()

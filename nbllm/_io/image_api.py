@@ -41,7 +41,7 @@ from .._core.images import (
 from .._core.request import _USER_AGENT, RequestSpec, resolve_key
 from .._core.response import CallState, map_transport_error, server_message
 from .api import _check_client, resolve
-from .client import Run, async_client, sync_client
+from .client import Run, abody_of, apost, async_client, body_of, post, sync_client
 from .loop import run_in_background
 from .providers import get_handler, implements
 
@@ -285,22 +285,13 @@ def _limit(call: _Call) -> int:
 
 
 def _post(call: _Call, client: httpx.Client) -> tuple[bytes, int]:
-    run, spec = call.run, call.spec
+    run = call.run
     while True:
-        state = _ImageState(call.ep, spec, t0=time.perf_counter(), deadline_at=run.deadline_at)
+        state = _ImageState(call.ep, call.spec, t0=time.perf_counter(), deadline_at=run.deadline_at)
         run.state = state
         try:
-            with client.stream(
-                "POST",
-                spec.url,
-                content=spec.body,
-                headers=run.headers,
-                timeout=run.timeout(),
-                follow_redirects=False,  # never: a redirect would carry the key elsewhere
-            ) as resp:
-                done = resp.is_stream_consumed
-                state.start(resp.status_code, resp.headers, decoded=done)
-                for chunk in resp.iter_bytes() if done else resp.iter_raw():
+            with post(run, client) as resp:
+                for chunk in body_of(state, resp):
                     state.feed(chunk)
             return state.body(), state.status
         except Exception as exc:
@@ -378,22 +369,13 @@ def generate_image(
 
 
 async def _apost(call: _Call, client: httpx.AsyncClient) -> tuple[bytes, int]:
-    run, spec = call.run, call.spec
+    run = call.run
     while True:
-        state = _ImageState(call.ep, spec, t0=time.perf_counter(), deadline_at=run.deadline_at)
+        state = _ImageState(call.ep, call.spec, t0=time.perf_counter(), deadline_at=run.deadline_at)
         run.state = state
         try:
-            async with client.stream(
-                "POST",
-                spec.url,
-                content=spec.body,
-                headers=run.headers,
-                timeout=run.timeout(),
-                follow_redirects=False,
-            ) as resp:
-                done = resp.is_stream_consumed
-                state.start(resp.status_code, resp.headers, decoded=done)
-                async for chunk in resp.aiter_bytes() if done else resp.aiter_raw():
+            async with apost(run, client) as resp:
+                async for chunk in abody_of(state, resp):
                     state.feed(chunk)
             return state.body(), state.status
         except Exception as exc:
