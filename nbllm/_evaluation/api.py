@@ -96,62 +96,14 @@ def _budget_left(plan: Plan, stats: Stats) -> float | None:
     return None if plan.budget is None else max(0.0, plan.budget - stats.cost)
 
 
-def evaluate(
-    cases: Any,
-    models: Any,
-    prompt: str | Callable[[dict[str, Any]], Any] | None = None,
-    *,
-    system: str | None = None,
-    expected: str | None = None,
-    scorers: Any = (),
-    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    repeats: int = 1,
-    concurrency: int | Mapping[str, int] = 8,
-    rate_limit: float | Mapping[str, float] | None = None,
-    cache: bool | str | os.PathLike[str] | Cache | None = True,
-    budget: float | None = None,
-    progress: bool = True,
-    schema: Any = None,
-    repair: int = 0,
-    schema_prefix: str = "out_",
-) -> pd.DataFrame:
-    """Run every case against every model; return one tidy DataFrame (see docs/evaluation.md).
-
-    ``cases``: DataFrame, list of dicts or strings, or a CSV/JSONL/JSON/Parquet path.
-    ``prompt``: a template filled from the case's columns (``"Translate {text} into {lang}"``),
-    a function ``row -> str | messages``, or None to use a ``prompt``/``input`` column.
-    ``system``: a template for the system message. ``expected``: the column scorers compare to.
-    ``params``: generation parameters (one dict, or a list of dicts, one combination each);
-    ``grid``: ``{"temperature": [0, 0.7]}`` crosses those values with ``params``.
-    ``concurrency`` and ``rate_limit`` (requests per minute): per model, a number or a dict.
-    ``cache``: True (in the nbllm config dir), False, or a path. ``budget``: stop taking new
-    rows once this run's cost reaches it. Interrupting returns the rows finished so far.
-    ``schema`` (JSON Schema dict, pydantic model, dataclass or ``{"field": type}``): structured
-    outputs, expanded into one typed ``<schema_prefix><field>`` column per top-level field; a
-    failing answer is a row whose ``error`` says what failed (``repair=1``: re-asked once first).
-    """
-    opts: dict[str, Any] = dict(
-        system=system,
-        expected=expected,
-        scorers=scorers,
-        params=params,
-        grid=grid,
-        repeats=repeats,
-        concurrency=concurrency,
-        rate_limit=rate_limit,
-        cache=cache,
-        budget=budget,
-        progress=progress,
-        schema=schema,
-        repair=repair,
-        schema_prefix=schema_prefix,
-    )
+def evaluate(cases: Any, models: Any, prompt: Any = None, **opts: Any) -> pd.DataFrame:
+    """The in-memory run: ``make_plan``'s arguments (documented on ``nbllm.evaluate``, the public
+    entry, which also picks the background, out-of-core and Dask runs) -> the result frame."""
     plan = make_plan(cases, models, prompt, **opts)
     try:
         out, stats, runner = _start(plan)
         if stats.done < stats.total:
-            bar = make_progress(stats, progress)
+            bar = make_progress(stats, plan.progress)
             try:
                 run_blocking(runner.run(), stop=lambda: runner.stop("interrupted"), progress=bar)
             finally:
