@@ -541,3 +541,35 @@ def test_import_nbllm_does_not_import_pandas() -> None:
 
 def test_evaluate_is_exported() -> None:
     assert nbllm.evaluate is _eval.evaluate and nbllm.aevaluate is _eval.aevaluate
+
+
+def test_an_interrupt_while_the_progress_is_drawn_still_stops_the_run_cleanly() -> None:
+    """Ctrl-C can land while run_blocking redraws the progress (inside its wait-timeout
+    handler): it must still call stop() and wait for the run, not escape as a bare
+    KeyboardInterrupt (seen in a kernel under load: the cell failed instead of returning rows)."""
+    from nbllm._evaluation.run import run_blocking
+    from nbllm._io.loop import background_loop
+
+    stopped = asyncio.Event()
+    loop = background_loop()
+
+    async def run() -> str:
+        await asyncio.wait_for(stopped.wait(), 30)
+        return "wrapped up"
+
+    class Bar:
+        calls = 0
+
+        def update(self, force: bool = False) -> None:
+            Bar.calls += 1
+            if Bar.calls == 2:
+                raise KeyboardInterrupt
+
+    stops: list[int] = []
+
+    def stop() -> None:
+        stops.append(1)
+        loop.call_soon(stopped.set)
+
+    assert run_blocking(run(), stop=stop, progress=Bar()) == "wrapped up"  # type: ignore[arg-type]
+    assert stops == [1]

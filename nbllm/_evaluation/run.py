@@ -415,16 +415,21 @@ def run_blocking(
     fut = asyncio.run_coroutine_threadsafe(coro, loop)
     deadline: float | None = None
     while True:
+        # the interrupt may land anywhere in here, drawing the progress included: one outer
+        # handler takes it (an interrupt raised inside an ``except TimeoutError`` clause is not
+        # caught by a sibling ``except KeyboardInterrupt``)
         try:
-            result = fut.result(timeout=0.1)
+            try:
+                result = fut.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                if progress is not None:
+                    progress.update()
+                if deadline is not None and time.monotonic() > deadline:
+                    return None
+                continue
             if progress is not None:
                 progress.update(force=True)
             return result
-        except concurrent.futures.TimeoutError:
-            if progress is not None:
-                progress.update()
-            if deadline is not None and time.monotonic() > deadline:
-                return None
         except KeyboardInterrupt:
             if deadline is not None:
                 return None
