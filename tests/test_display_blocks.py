@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 import nbllm
 from nbllm._ui import display as _display
 from nbllm._ui.display import BlockLive, Live, make_live
+from nbllm._ui.mdblocks import split_blocks
 
 
 class Recorder(DisplayPublisher):
@@ -85,11 +86,21 @@ def words(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text)
 
 
+def grows_to(shown: str, final: str) -> bool:
+    """``shown`` (a redraw) is a prefix of ``final``, but for the closing fence added to it."""
+    if not final.startswith(shown):
+        shown = shown[: shown.rfind("```")]  # the closing fence added while it was open
+        shown = shown if final.startswith(shown) else shown[:-1]  # and the line end before it
+    return final.startswith(shown)
+
+
+class Eager(BlockLive):
+    each_block = max_outputs = 10**6  # every redraw's finished blocks frozen at once
+
+
 def eager() -> BlockLive:
     """A redraw at every delta and every finished block frozen at once: the hardest case."""
-    live = BlockLive(rate=0, byte_rate=1e12)
-    live.min_frozen, live.growth, live.max_outputs = 0, 0.0, 10**6
-    return live
+    return Eager(rate=0, byte_rate=1e12)
 
 
 def stream_into(live: Live, text: str) -> None:
@@ -108,11 +119,7 @@ def test_blocks_are_sent_once_and_the_saved_outputs_hold_the_answer_once(rec: Re
     assert len(outs) == live.outputs > 30  # one output per (group of) finished block(s)
     finals = {m["id"]: m["data"]["text/plain"] for m in rec.messages}
     for m in rec.messages:  # an output only grows toward its final text: no height jump
-        shown, final = m["data"].get("text/markdown", ""), finals[m["id"]]
-        if not final.startswith(shown):
-            shown = shown[: shown.rfind("```")]  # the closing fence added while it was open
-            shown = shown if final.startswith(shown) else shown[:-1]  # and the line end before it
-        assert final.startswith(shown), (shown, final)
+        assert grows_to(m["data"].get("text/markdown", ""), finals[m["id"]])
     runs = [m["id"] for i, m in enumerate(rec.messages) if i == 0 or rec.messages[i - 1]["id"] != m["id"]]
     assert (
         len(runs) == len(set(runs)) == len(outs)
@@ -136,6 +143,33 @@ def test_bytes_sent_are_linear_in_the_answer(rec: Recorder) -> None:
     assert old_big > 12 * old_small  # the whole-text redraw: about 16 times (quadratic)
 
 
+def test_redraw_rate_is_steady_however_long_the_answer(
+    rec: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 20,000 word pieces at 500 a second on a fake clock: about 10 redraws a second in the first
+    # and in the last tenth of the stream alike, and bytes per second that do not grow with it
+    clock = [0.0]
+    monkeypatch.setattr(_display.time, "monotonic", lambda: clock[0])
+    text = doc(2200)
+    pieces = words(text)[:20000]
+    live = BlockLive()
+    marks: list[tuple[float, int]] = []  # (time, bytes) of each message
+    for w in pieces:
+        clock[0] += 1 / 500
+        before = len(rec.messages)
+        live.add(w)
+        marks += [(clock[0], len(m["data"].get("text/plain", ""))) for m in rec.messages[before:]]
+    total = clock[0]
+    first = [b for t, b in marks if t <= total / 10]
+    last = [b for t, b in marks if t > total * 9 / 10]
+    for window in (
+        {t for t, _ in marks if t <= total / 10},
+        {t for t, _ in marks if t > total * 9 / 10},
+    ):  # redraws a second (a freeze sends two messages at one redraw)
+        assert 8 <= len(window) / (total / 10) <= 11
+    assert sum(last) < 3 * sum(first) + 40_000  # the open part stays small: no growth with the answer
+
+
 def test_open_fence_and_half_table_rows_are_never_shown_raw(rec: Recorder) -> None:
     text = "Intro.\n\n```py\nprint(1)\n\nprint(2)\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nend"
     live = eager()
@@ -153,12 +187,49 @@ def test_open_fence_and_half_table_rows_are_never_shown_raw(rec: Recorder) -> No
     assert "".join(o["text/plain"] for o in rec.outputs()) == text
 
 
+def test_a_short_answer_sends_each_finished_block_once_with_the_defaults(rec: Recorder) -> None:
+    # the defaults (no batching while the cell has few outputs), a redraw at every delta
+    text = doc(3)
+    blocks = split_blocks(text)
+    assert 4 <= len(blocks) < BlockLive.each_block
+    live = BlockLive(rate=0, byte_rate=1e12)
+    stream_into(live, text)
+    outs = rec.outputs()
+    assert [o["text/plain"] for o in outs] == blocks  # one output per block, in order
+    finals = {m["id"]: m["data"]["text/plain"] for m in rec.messages}
+    for out_id, final in finals.items():
+        sends = [m["data"]["text/plain"] for m in rec.messages if m["id"] == out_id]
+        assert sends.count(final) == 1  # the finished block is sent once...
+        assert all(grows_to(x, final) for x in sends[1:])  # ...after redraws of it while it was open
+    # bytes: the answer once, plus the open block's redraws
+    assert rec.sent() < 2 * sum(len(b) * (len(b) + 1) // 2 for b in blocks) + 2 * len(text)
+
+
 def test_text_mode_terminal_and_whole_mode_keep_one_output(monkeypatch: pytest.MonkeyPatch) -> None:
     assert type(make_live(rich=True, fmt="markdown")) is BlockLive
-    assert type(make_live(rich=True, fmt="text")) is Live
+    assert type(make_live(rich=True, fmt="text")) is BlockLive  # plain text by blocks too
+    assert type(make_live(rich=True, fmt="json")) is Live and type(make_live(rich=True, fmt="code")) is Live
     assert type(make_live(rich=False, fmt="markdown")) is Live
     monkeypatch.setattr(_display, "STREAM_MODE", "whole")
-    assert type(make_live(rich=True, fmt="markdown")) is Live
+    assert (
+        type(make_live(rich=True, fmt="markdown")) is Live and type(make_live(rich=True, fmt="text")) is Live
+    )
+
+
+def test_plain_text_by_blocks_sends_text_only_and_the_answer_once(rec: Recorder) -> None:
+    text = doc(40)
+    live = BlockLive(fmt="text", rate=0, byte_rate=1e12)
+    stream_into(live, text)
+    outs = rec.outputs()
+    assert len(outs) > 5 and all(set(o) == {"text/plain"} for o in outs)  # never rendered as Markdown
+    assert "".join(o["text/plain"] for o in outs) == text
+    rec.messages.clear()
+    live = BlockLive(fmt="text", rate=0, byte_rate=1e12)
+    partial = "Intro.\n\n```py\nprint(1)\n| a |"  # an open fence, half a table: shown as they are
+    for ch in partial:
+        live.add(ch)
+    shown = "".join(o["text/plain"] for o in rec.outputs())
+    assert partial.startswith(shown) and "print(1)" in shown  # as it came: no fence closed for it
 
 
 def test_default_batches_blocks_so_jupyterlab_shows_every_output(rec: Recorder) -> None:
@@ -169,11 +240,14 @@ def test_default_batches_blocks_so_jupyterlab_shows_every_output(rec: Recorder) 
     outs = rec.outputs()
     assert "".join(o["text/plain"] for o in outs) == text
     assert 20 <= len(outs) <= BlockLive.max_outputs
-    assert all(len(o["text/plain"]) >= BlockLive.min_frozen for o in outs[:-1])
+    first = BlockLive.each_block - 1  # the outputs before it took one redraw's finished blocks each
+    assert all(len(o["text/plain"]) >= BlockLive.min_frozen for o in outs[first:-1])
     rec.messages.clear()
-    capped = eager()
-    capped.max_outputs = 5
-    stream_into(capped, text)
+
+    class Capped(Eager):
+        max_outputs = 5
+
+    stream_into(Capped(rate=0, byte_rate=1e12), text)
     assert len(rec.outputs()) == 5 and "".join(o["text/plain"] for o in rec.outputs()) == text
 
 

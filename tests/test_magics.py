@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -836,12 +837,12 @@ def test_side_by_side_runs_concurrently_in_one_output(
     assert cell(ip, "%%llm -m demo -m comp -o both\nin parallel [[delay:0.05]]").success
     elapsed = time.monotonic() - t0
     assert elapsed < 0.9 * 2 * (4 * 0.05) + 0.3  # sequential would take about twice one answer
-    [table] = rec.outputs()
-    assert len({m["id"] for m in rec.messages}) == 1
-    md = table["text/markdown"]
-    assert md.count("<td") == 2 and "<th>demo</th><th>comp</th>" in md
+    head, *segments = rec.outputs()  # the names and footers, then the answers by segments
+    assert len({m["id"] for m in rec.messages}) == len(segments) + 1
+    assert re.search(r"<th [^>]*>demo</th><th [^>]*>comp</th>", head["text/html"])
+    assert "demo · 3 + 4 tokens" in head["text/html"] and "comp · 3 + 4 tokens" in head["text/html"]
+    md = "".join(s["text/markdown"] for s in segments)
     assert md.count("You said: in parallel") == 2
-    assert "demo · 3 + 4 tokens" in md and "comp · 3 + 4 tokens" in md
     results = ip.user_ns["both"]
     assert set(results) == {"demo", "comp"} and ip.user_ns["_llm_results"] == results
     assert ip.user_ns["_llm_result"] is results["demo"]
@@ -864,7 +865,7 @@ def test_side_by_side_one_failure_keeps_the_other(
     nbllm.registry().add(nbllm.Endpoint(name="broken", url=server.base_url, retries=0))  # no /v1: 404
     res = cell(ip, "%%llm -m demo -m broken --format text\nok?")
     failed_with(res, nbllm.HTTPStatusError)
-    page = rec.outputs()[0]["text/html"]
+    page = "".join(o["text/html"] for o in rec.outputs())
     assert "You said: ok?" in page and "HTTP 404" in page and "broken · failed" in page
     assert set(ip.user_ns["_llm_results"]) >= {"demo"}
 
@@ -874,9 +875,43 @@ def test_side_by_side_is_exact_for_long_answers(
 ) -> None:
     magics.output = "rich"
     assert cell(ip, "%%llm -m demo -m comp --max-tokens 3000 --format text\n[[tokens:3000]]").success
-    plain = rec.outputs()[0]["text/plain"]
+    plain = "".join(o["text/plain"] for o in rec.outputs())
     assert plain.count("tok " * 3000) == 2
-    assert len(rec.messages) <= 30
+    assert len(rec.messages) <= 40
+
+
+def column_chunks(segment: dict[str, Any]) -> list[str]:
+    """Each column's text in one side-by-side segment (Markdown)."""
+    return re.findall(r'<td width="\d+%" valign="top">\n\n(.*?)\n\n</td>', segment["text/markdown"], re.S)
+
+
+def test_side_by_side_streams_by_blocks(
+    ip: InteractiveShell, magics: LLMMagics, demo: str, rec: Recorder
+) -> None:
+    # each column's finished blocks are frozen into segments sent once; only the last is redrawn
+    magics.output = "rich"
+    answer = "\n\n".join(f"Paragraph {i}: " + " ".join(f"w{j}" for j in range(8)) for i in range(12))
+    ip.user_ns["long_prompt"] = answer + " [[delay:0.01]]"
+    assert cell(ip, "%%llm -m demo -m comp\n{long_prompt}").success
+    _head, *segments = rec.outputs()
+    assert len(segments) >= 3  # finished paragraphs were frozen along the way
+    for col in range(2):
+        text = "".join(column_chunks(s)[col] for s in segments)
+        assert text == "You said: " + answer  # each answer exactly once, in order
+    seen: list[str] = []
+    for m in rec.messages:  # once a newer segment exists, an older one is never sent again
+        if m["id"] != head_id(rec) and (not seen or seen[-1] != m["id"]):
+            assert m["id"] not in seen
+            seen.append(m["id"])
+    finals = {m["id"]: m["data"] for m in rec.messages}
+    for m in rec.messages:  # a segment only grows, column by column: no height jump
+        if m["id"] != head_id(rec) and "text/markdown" in m["data"]:
+            for shown, final in zip(column_chunks(m["data"]), column_chunks(finals[m["id"]]), strict=True):
+                assert final.startswith(shown), (shown, final)
+
+
+def head_id(rec: Recorder) -> str:
+    return str(rec.messages[0]["id"])
 
 
 # ---- interrupt ----------------------------------------------------------------------------------
@@ -948,9 +983,10 @@ def test_interrupt_side_by_side_cancels_every_stream(
         assert all(r.finish_reason == "interrupted" and r.text for r in results.values())
         time.sleep(0.1)
         assert _established(slow.port) == 0
-    md = rec.outputs()[0]["text/markdown"]
-    assert md.count("interrupted") == 2
-    assert all(r.text.strip() in md for r in results.values())
+    head, *segments = rec.outputs()
+    assert head["text/html"].count("interrupted") == 2
+    for i, r in enumerate(results.values()):  # each column keeps its partial text, exactly
+        assert "".join(column_chunks(s)[i] for s in segments) == r.text
 
 
 def test_real_terminal_ipython(tmp_path: Path) -> None:

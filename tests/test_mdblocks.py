@@ -4,13 +4,14 @@ that the open block never shows a half-received fence or table row."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbllm._ui.mdblocks import BlockSplitter, open_markdown, split_blocks
+from nbllm._ui.mdblocks import BlockRedraw, BlockSplitter, open_markdown, split_blocks
 
 CASES: list[tuple[str, list[str]]] = [
     ("one paragraph", ["one paragraph"]),
@@ -112,6 +113,42 @@ def test_any_split_gives_the_same_final_blocks(text: str, cuts: list[int]) -> No
         assert "".join(seen) + s.open == text[:cut]  # nothing lost, nothing twice
         assert seen == whole[: len(seen)]  # every finished block is final
     assert seen + ([s.close()] if s.close() else []) == whole
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(MD_PIECES), max_size=40).map("".join),
+    st.lists(st.integers(0, 80), max_size=12),
+    st.integers(0, 4),
+    st.integers(2, 6),
+)
+def test_block_redraw_parts_only_grow_and_hold_the_text_once(
+    text: str, cuts: list[int], each_block: int, max_parts: int
+) -> None:
+    # plain text (no fence closed for display): every part only ever grows, a part that is not
+    # the last is never sent again, and the parts hold the text exactly once
+    plan = BlockRedraw(markdown=False, each_block=each_block, min_frozen=30, growth=0.5, max_parts=max_parts)
+    parts: list[list[str]] = [[]]  # every text each part was sent
+    prev = 0
+    for cut in sorted({min(c, len(text)) for c in cuts} | {len(text)}):
+        plan.feed(text[prev:cut])
+        prev = cut
+        last, new = plan.redraw()
+        if last is not None:
+            parts[-1].append(last)
+        if new is not None:
+            parts.append([new])
+        assert "".join(p[-1] for p in parts[:-1]) == text[: plan.frozen]  # frozen: exactly, once
+        assert text[plan.frozen : cut].startswith(parts[-1][-1] if parts[-1] else "")  # what is open
+    shown = plan.shown
+    rest = plan.finish()
+    if rest != shown:  # (the caller sends the final text only when it differs)
+        parts[-1].append(rest)
+    assert "".join(p[-1] if p else "" for p in parts) == text
+    assert len(parts) == plan.parts <= max_parts
+    for sent in parts:
+        assert all(b.startswith(a) for a, b in itertools.pairwise(sent))  # never shorter
+        assert len(sent) == len(set(sent))  # the same text is never sent twice
 
 
 RENDER_DOCS = [

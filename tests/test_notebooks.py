@@ -127,10 +127,10 @@ def test_quickstart_outputs(quickstart: tuple[Any, str, str]) -> None:
     )
     first, second = code_cell(nb, "%%llm --chat --reset"), code_cell(nb, "%%llm --chat\nWhat")
     assert "4 + 6 tokens" in texts(first)[1] and "14 + 6 tokens" in texts(second)[1]  # history sent
-    [side] = code_cell(nb, "%%llm -m demo -m demo-completion").outputs
-    assert side.output_type == "display_data"
-    assert side.data["text/markdown"].count("You said: Which API are you?") == 2
-    assert "demo-completion · 5 + 6 tokens" in side.data["text/markdown"]
+    head, *segments = code_cell(nb, "%%llm -m demo -m demo-completion").outputs  # names, then answers
+    assert {o.output_type for o in [head, *segments]} == {"display_data"}
+    assert "".join(s.data["text/markdown"] for s in segments).count("You said: Which API are you?") == 2
+    assert "demo-completion · 5 + 6 tokens" in head.data["text/html"]
     failed = code_cell(nb, "%%llm\nPlease fail.")
     [error] = [o for o in failed.outputs if o.output_type == "error"]
     assert error.ename == "HTTPStatusError" and error.traceback == [f"HTTPStatusError: {error.evalue}"]

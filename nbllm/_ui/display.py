@@ -1,13 +1,13 @@
-"""What the magics show: the growing answer, side-by-side columns, footers and tables.
+"""What the magics show: the answer by blocks, side-by-side segments, footers and tables.
 
-Two sinks. In a notebook (a kernel with a frontend) a text/json/code answer is ONE output, created
-with ``display(..., display_id=True)`` and replaced with ``update`` at most ``rate`` times a second
-and at most ``byte_rate`` bytes a second (the interval grows with the text), plus one exact final
-update; nbclient saves only that final state. A Markdown answer is cut into blocks
-(``_mdblocks``): finished blocks are frozen, in batches, into outputs that are never sent again
-and only the last output (the open block) is redrawn, so the bytes sent and the browser's work
-stay about linear in the answer and the redraw rate stays steady (``BlockLive``); the saved
-notebook holds the answer once, over a few outputs. In a terminal the deltas go to stdout.
+Two sinks. In a notebook (a kernel with a frontend) a Markdown or plain-text answer is cut into
+blocks (``mdblocks``): finished blocks are frozen into outputs that are never sent again and only
+the last output (the open block) is redrawn, at most ``rate`` times a second and ``byte_rate``
+bytes a second, so the bytes sent and the browser's work stay about linear in the answer and the
+redraw rate stays steady (``BlockLive``); side by side is cut into segments the same way
+(``ColumnsLive``). A JSON or code answer is ONE output replaced at each redraw (``Live``), plus
+one exact final update. The saved notebook holds the answer once. In a terminal the deltas go to
+stdout.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from IPython.core.display_functions import DisplayHandle, display
 
 from .._base.format import money
 from .._core.result import Result
-from .mdblocks import BlockSplitter, open_markdown
+from .mdblocks import BlockRedraw
 
 __all__ = [
     "STREAM_MODE",
     "BlockLive",
     "Column",
+    "ColumnsLive",
     "Live",
     "Throttle",
     "answer_bundle",
@@ -49,6 +50,8 @@ Bundle = dict[str, Any]
 # for bench/bench_browser_stream.py to compare against).
 STREAM_MODE = "blocks"
 _FOOTER_STYLE = "color:#777;font-size:0.85em;font-family:var(--jp-code-font-family,monospace)"
+# side by side: every segment the same full width and column widths, so a column reads down
+_SEGMENT_STYLE = "width:100%;table-layout:fixed;margin:0"
 
 
 def show(obj: Any, *, raw: bool = True, display_id: bool = False) -> DisplayHandle | None:
@@ -99,7 +102,7 @@ def show_footer(line: str, *, rich: bool) -> None:
         show(
             {
                 "text/plain": footer_text(line),
-                "text/html": f'<div style="{_FOOTER_STYLE}">{html.escape(line)}</div>',
+                "text/html": f'<div class="nbllm-footer" style="{_FOOTER_STYLE}">{html.escape(line)}</div>',
             }
         )
     else:
@@ -215,44 +218,48 @@ class Live:
 
 
 class BlockLive(Live):
-    """A Markdown answer in a notebook, by blocks: finished blocks are frozen into outputs that
-    are never sent again; only the last output (the open block) is redrawn.
+    """A Markdown (or plain text) answer in a notebook, by blocks (``mdblocks.BlockRedraw`` decides): finished
+    blocks are frozen into outputs that are never sent again; only the last output (the open
+    block) is redrawn, at most ``rate`` times a second (``byte_rate`` counts only its text).
 
-    The last output is updated at most ``rate`` times a second (``byte_rate`` counts only its
-    text). Finished blocks wait in it until they add up to ``min_frozen`` characters (and
-    ``growth`` times what is frozen already): then it is updated ONCE to hold exactly them (it
-    only grows: what it showed is a prefix of them) and a new output is displayed after it for the
-    open block, so the page never gets shorter. Batching keeps the outputs few: JupyterLab shows
-    only the first 50 outputs of a cell (``maxNumberOutputs``), so past ``max_outputs`` nothing
-    more is frozen. The saved notebook holds each block once, in order: the answer exactly once.
+    JupyterLab shows only the first 50 outputs of a cell (``maxNumberOutputs``) and an answer has
+    more blocks than that from about 2,000 tokens on, so the first ``each_block`` outputs take one
+    redraw's finished blocks each; after that finished blocks wait in the last output until they
+    add up to ``min_frozen`` characters (and ``growth`` times what is frozen already), and past
+    ``max_outputs`` nothing more is frozen. The saved notebook holds each block once, in order:
+    the answer exactly once.
     """
 
+    each_block = 10  # the first outputs: one per redraw's finished blocks, nothing re-sent
     min_frozen = 4000  # characters: ~1,000 tokens; below it a redraw costs the browser little
     growth = 0.05  # past 80,000 characters frozen, freeze in 5% steps: the outputs stay few
     max_outputs = 45  # JupyterLab renders at most 50 outputs per cell (footer and others too)
 
     def __init__(self, *, fmt: str = "markdown", rate: float = 10.0, byte_rate: float = 512_000) -> None:
         super().__init__(rich=True, fmt=fmt, rate=rate, byte_rate=byte_rate)
-        self._split = BlockSplitter()
         self._handles = [self._handle] if self._handle is not None else []
-        self._pending: list[str] = []  # finished blocks shown in the last output, not frozen yet
-        self._pending_size = 0
-        self._arrived = 0  # characters fed
-        self._frozen = 0  # characters in outputs that will not change again
+        self._plan = BlockRedraw(
+            markdown=fmt == "markdown",
+            each_block=self.each_block,
+            min_frozen=self.min_frozen,
+            growth=self.growth,
+            max_parts=self.max_outputs,
+        )
 
     @property
     def outputs(self) -> int:
         return len(self._handles)
 
     def add(self, delta: str) -> None:
-        self._split.feed(delta)
-        self._arrived += len(delta)
-        if self._throttle.due(self._copies * (self._arrived - self._frozen)):
+        self._plan.feed(delta)
+        if self._throttle.due(self._copies * self._plan.unfrozen):
             self._throttle.mark()
             self._redraw()
 
     def _send(self, handle: DisplayHandle | None, text: str) -> None:
-        bundle = {"text/markdown": text, "text/plain": text}
+        bundle = (
+            {"text/markdown": text, "text/plain": text} if self.fmt == "markdown" else {"text/plain": text}
+        )
         self.updates += 1
         if handle is None:
             new = show(bundle, display_id=True)
@@ -265,35 +272,30 @@ class BlockLive(Live):
         return self._handles[-1] if self._handles else None
 
     def _redraw(self) -> None:
-        for block in self._split.take():
-            self._pending.append(block)
-            self._pending_size += len(block)
-        text = self._split.open
-        shown = open_markdown(text[: len(text) - self._split.undecided], self._split.fence)
-        due = max(self.min_frozen, self.growth * self._frozen)
-        if self._pending and self._pending_size >= due and len(self._handles) < self.max_outputs:
-            frozen = "".join(self._pending)
-            self._pending, self._pending_size = [], 0
-            self._frozen += len(frozen)
-            self._send(self._last(), frozen)  # the last output becomes these blocks, for good
-            self._send(None, shown)  # and a new output after it takes the open block
-        else:
-            self._send(self._last(), "".join(self._pending) + shown)
+        last, new = self._plan.redraw()
+        if last is not None:
+            self._send(self._last(), last)  # grows: the open block, or the blocks frozen for good
+        if new is not None:
+            self._send(None, new)  # a new output after it takes the open block
 
     def finish(self, text: str | None = None) -> None:
         """The exact final state: the last output holds all that is not frozen (or, if ``text``
         is not what arrived, ``text`` alone, the other outputs emptied)."""
-        rest = "".join(self._pending) + "".join(self._split.take()) + self._split.close()
-        if text is not None and (len(text) != self._arrived or text[self._frozen :] != rest):
+        plan = self._plan
+        shown = plan.shown
+        rest = plan.finish()
+        if text is not None and (len(text) != plan.arrived or text[plan.frozen :] != rest):
             for h in self._handles[:-1]:
                 update(h, {"text/plain": ""})
-            rest = text
-        self._send(self._last(), rest)
+            self._send(self._last(), text)
+        elif rest != shown:  # (None: never drawn, the placeholder is still there)
+            self._send(self._last(), rest)
 
 
 def make_live(*, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000) -> Live:
-    """The growing answer for ``fmt``: by blocks for Markdown in a notebook, else one output."""
-    if rich and fmt == "markdown" and STREAM_MODE == "blocks":
+    """The growing answer for ``fmt``: by blocks for Markdown and plain text in a notebook, else
+    one output (JSON and code are parsed or fenced whole)."""
+    if rich and fmt in ("markdown", "text") and STREAM_MODE == "blocks":
         return BlockLive(fmt=fmt, rate=rate, byte_rate=byte_rate)
     return Live(rich=rich, fmt=fmt, rate=rate, byte_rate=byte_rate)
 
@@ -362,6 +364,7 @@ def columns_bundle(cols: list[Column], fmt: str, *, final: bool) -> Bundle:
     plain = "\n".join(column_text(c) if c.finished else f"── {c.name} ──\n{c.text}\n" for c in cols)
     head = "".join(f"<th>{html.escape(c.name)}</th>" for c in cols)
     width = f'width="{100 // len(cols)}%"'
+    done = ' class="nbllm-done"' if final else ""  # the finished table: a hook for CSS and tests
     if fmt == "text":
         cells = "".join(
             f'<td valign="top" {width}><pre style="white-space:pre-wrap;margin:0">{html.escape(c.text)}'
@@ -369,9 +372,132 @@ def columns_bundle(cols: list[Column], fmt: str, *, final: bool) -> Bundle:
             + f'</pre><div style="{_FOOTER_STYLE}">{html.escape(c.footer())}</div></td>'
             for c in cols
         )
-        return {"text/html": f"<table><tr>{head}</tr><tr>{cells}</tr></table>", "text/plain": plain}
+        return {"text/html": f"<table{done}><tr>{head}</tr><tr>{cells}</tr></table>", "text/plain": plain}
     cells = "\n".join(_column_markdown(c, fmt, final).replace("<td ", f"<td {width} ", 1) for c in cols)
-    return {"text/markdown": f"<table>\n<tr>{head}</tr>\n<tr>\n{cells}\n</tr>\n</table>", "text/plain": plain}
+    return {
+        "text/markdown": f"<table{done}>\n<tr>{head}</tr>\n<tr>\n{cells}\n</tr>\n</table>",
+        "text/plain": plain,
+    }
+
+
+class ColumnsLive:
+    """Side by side in a notebook, by blocks: a header output (each endpoint's name and state:
+    its footer once done), then segments: outputs holding, for every column, the blocks that
+    finished in one stretch of time. Only the last segment is redrawn (each column's waiting
+    blocks and open block); when blocks have finished it grows to hold exactly them, for good,
+    and a new segment takes the open blocks, with the same policy as ``BlockLive`` (one segment
+    per redraw for the first ones, then batches, at most ``BlockLive.max_outputs`` outputs).
+    Columns keep one width (a fixed table layout) so a column reads down across segments; the
+    saved notebook holds each answer once, in its segments. Markdown and text answers.
+    """
+
+    def __init__(self, cols: list[Column], fmt: str) -> None:
+        self.cols, self.fmt = cols, fmt
+        self._plans = [
+            BlockRedraw(
+                markdown=fmt == "markdown",
+                each_block=BlockLive.each_block,
+                min_frozen=BlockLive.min_frozen * len(cols),  # (the first plan decides for all)
+                growth=BlockLive.growth,
+                max_parts=BlockLive.max_outputs - 1,
+            )
+            for _ in cols
+        ]
+        self._fed = [0] * len(cols)  # parts of each column's text fed to its plan
+        self._width = f"{100 // len(cols)}%"
+        self.updates = 0
+        self._head_shown = self._head(final=False)
+        self._head_handle = show(self._head_shown, display_id=True)
+        self._segment_shown: Bundle = self._segment(["" for _ in cols])
+        self._handles: list[DisplayHandle | None] = [show(self._segment_shown, display_id=True)]
+        self.updates = 2
+
+    @property
+    def outputs(self) -> int:
+        return 1 + len(self._handles)
+
+    @property
+    def unfrozen(self) -> int:
+        """Characters a redraw of the last segment carries (for a byte budget)."""
+        return sum(p.unfrozen for p in self._plans)
+
+    def _feed(self) -> None:
+        for i, (col, plan) in enumerate(zip(self.cols, self._plans, strict=True)):
+            new = col.parts[self._fed[i] :]
+            self._fed[i] += len(new)
+            for delta in new:
+                plan.feed(delta)
+
+    def _head(self, *, final: bool) -> Bundle:
+        done = ' class="nbllm-columns nbllm-done"' if final else ' class="nbllm-columns"'
+        names = "".join(
+            f'<th width="{self._width}" style="text-align:left">{html.escape(c.name)}</th>' for c in self.cols
+        )
+        states = "".join(
+            f'<td width="{self._width}" style="{_FOOTER_STYLE}">{html.escape(c.footer())}'
+            + (f"<br><b>{html.escape(c.error)}</b>" if c.error else "")
+            + "</td>"
+            for c in self.cols
+        )
+        plain = "   ".join(footer_text(c.footer()) for c in self.cols)
+        return {
+            "text/html": f'<table{done} style="{_SEGMENT_STYLE}"><tr>{names}</tr><tr>{states}</tr></table>',
+            "text/plain": plain,
+        }
+
+    def _segment(self, texts: list[str]) -> Bundle:
+        plain = "".join(f"── {c.name} ──\n{t}\n" for c, t in zip(self.cols, texts, strict=True) if t)
+        if self.fmt == "text":
+            cells = "".join(
+                f'<td width="{self._width}" valign="top"><pre style="white-space:pre-wrap;margin:0">'
+                f"{html.escape(t)}</pre></td>"
+                for t in texts
+            )
+            return {
+                "text/html": f'<table style="{_SEGMENT_STYLE}"><tr>{cells}</tr></table>',
+                "text/plain": plain,
+            }
+        cells = "\n".join(f'<td width="{self._width}" valign="top">\n\n{t}\n\n</td>' for t in texts)
+        return {
+            "text/markdown": f'<table style="{_SEGMENT_STYLE}">\n<tr>\n{cells}\n</tr>\n</table>',
+            "text/plain": plain,
+        }
+
+    def _send_last(self, bundle: Bundle) -> None:
+        handle = self._handles[-1]
+        if bundle != self._segment_shown and handle is not None:
+            update(handle, bundle)
+            self._segment_shown = bundle
+            self.updates += 1
+
+    def _send_head(self, bundle: Bundle) -> None:
+        if bundle != self._head_shown and self._head_handle is not None:
+            update(self._head_handle, bundle)
+            self._head_shown = bundle
+            self.updates += 1
+
+    def redraw(self) -> None:
+        """Show what arrived: the header's states, the last segment (and maybe a new one)."""
+        self._feed()
+        plans = self._plans
+        for plan in plans:
+            plan.collect()
+        pending = sum(p.pending_size for p in plans)
+        frozen = sum(p.frozen for p in plans)
+        if plans[0].due(len(self._handles), frozen, pending):  # one policy for all the columns
+            self._send_last(self._segment([p.freeze() for p in plans]))  # grows, then frozen for good
+            self._segment_shown = self._segment([p.open_text() for p in plans])
+            self._handles.append(show(self._segment_shown, display_id=True))
+            self.updates += 1
+        else:
+            self._send_last(self._segment([p.pending_text() + p.open_text() for p in plans]))
+        self._send_head(self._head(final=False))
+
+    def finish(self) -> None:
+        """The exact final state: every column's rest in the last segment, the footers on top."""
+        self._feed()
+        self._send_last(self._segment([plan.finish() for plan in self._plans]))
+        self._send_head(self._head(final=True))
 
 
 # ---- tables -----------------------------------------------------------------------------------

@@ -21,8 +21,10 @@ from .._base.exceptions import NbllmError
 from .._io.api import acomplete, astream, complete, stream
 from .._io.client import AsyncStream, Stream
 from .._io.loop import background_loop
+from . import display as _display
 from .display import (
     Column,
+    ColumnsLive,
     Throttle,
     column_text,
     columns_bundle,
@@ -130,8 +132,11 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
             finished.set()
 
     handle: DisplayHandle | None = None
+    live: ColumnsLive | None = None
     updates = 0
-    if view.rich:
+    if view.rich and view.fmt in ("markdown", "text") and _display.STREAM_MODE == "blocks":
+        live = ColumnsLive(cols, view.fmt)  # by blocks: only the last segment is redrawn
+    elif view.rich:
         handle, updates = show(columns_bundle(cols, view.fmt, final=False), display_id=True), 1
     printed: set[int] = set()
     throttle = Throttle(view.rate, view.byte_rate)
@@ -140,13 +145,16 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
         while not finished.is_set():
             if not changed.wait(0.5):
                 continue
-            if handle is not None:
-                size = (1 if view.fmt == "text" else 2) * sum(len(p) for c in cols for p in c.parts)
-                delay = throttle.wait(size)
+            if handle is not None or live is not None:
+                chars = live.unfrozen if live is not None else sum(len(p) for c in cols for p in c.parts)
+                delay = throttle.wait((1 if view.fmt == "text" else 2) * chars)
                 if delay > 0 and finished.wait(delay):
                     break
             changed.clear()
-            if handle is not None:
+            if live is not None:
+                live.redraw()
+                throttle.mark()
+            elif handle is not None:
                 update(handle, columns_bundle(cols, view.fmt, final=False))
                 updates += 1
                 throttle.mark()
@@ -161,7 +169,10 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
                 col.state = "interrupted"
             out.interrupted = col.state == "interrupted"
             out.result = col.result
-    if handle is not None:
+    if live is not None:
+        live.finish()
+        updates = live.updates
+    elif handle is not None:
         update(handle, columns_bundle(cols, view.fmt, final=True))
         updates += 1
     else:

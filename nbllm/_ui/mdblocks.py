@@ -1,6 +1,10 @@
-"""Incremental Markdown block splitter: feed text deltas, get finished blocks and the open block.
+"""Incremental Markdown block splitter, and when a by-block view redraws what (pure, no I/O).
 
-Pure and I/O-free. A streamed Markdown answer is cut into top-level blocks so that a notebook can
+``BlockSplitter``: feed text deltas, get finished blocks and the open block. ``BlockRedraw``: at
+each redraw, what the last part of a view (an output, a widget) must show and whether a new part
+starts (used by ``%%llm``, side by side and the form's sandbox).
+
+A streamed Markdown answer is cut into top-level blocks so that a notebook can
 send each finished block ONCE as its own output and redraw only the open (last) block. A cut is
 made only where rendering the pieces one by one gives the same page as rendering the whole text:
 
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BlockSplitter", "open_markdown", "split_blocks"]
+__all__ = ["BlockRedraw", "BlockSplitter", "open_markdown", "split_blocks"]
 
 _FENCE_OPEN = re.compile(r"^(?:[ \t]*(?:>|[-*+][ \t]|\d{1,9}[.)][ \t]))*[ \t]*(`{3,}|~{3,})(.*)$")
 _FENCE_CLOSE = re.compile(r"^[ \t>]*(`{3,}|~{3,})[ \t]*$")
@@ -260,3 +264,109 @@ def open_markdown(block: str, fence: tuple[str, int] | None) -> str:
             text += "\n"
         text += fence[0] * fence[1] + "\n"
     return text
+
+
+class BlockRedraw:
+    """When and what a by-block view redraws (pure: the caller sends). The view is a row of parts
+    (notebook outputs, widgets); only the last part changes.
+
+    ``feed`` the deltas; at each redraw the caller asks ``redraw()``, which answers ``(last, new)``:
+    the text the last part must show now (None: what it shows already), and the text of a new part
+    to add after it (None: no new part). When blocks have finished, the last part grows to hold
+    exactly them (what it showed was a prefix of them: it never gets shorter) and a new part takes
+    the open block: a finished block is sent once, in its final form. The first ``each_block``
+    parts take one redraw's finished blocks each; after that finished blocks wait in the last part
+    (sent again with the open block) until they add up to ``min_frozen`` characters and ``growth``
+    times what is frozen already, and past ``max_parts`` nothing more is frozen: a bound on the
+    number of parts for views that have one (JupyterLab renders at most 50 outputs per cell).
+    ``finish()`` is the last part's exact final text.
+    """
+
+    def __init__(
+        self,
+        *,
+        markdown: bool = True,
+        each_block: float = float("inf"),
+        min_frozen: int = 0,
+        growth: float = 0.0,
+        max_parts: float = float("inf"),
+    ) -> None:
+        self.markdown = markdown  # hold back a half table row, close an open fence
+        self.each_block, self.min_frozen, self.growth, self.max_parts = (
+            each_block,
+            min_frozen,
+            growth,
+            max_parts,
+        )
+        self.split = BlockSplitter()
+        self.parts = 1
+        self.arrived = 0  # characters fed
+        self.frozen = 0  # characters in parts that will not change again
+        self._pending: list[str] = []  # finished blocks shown in the last part, not frozen yet
+        self._pending_size = 0
+        self.shown: str | None = None  # what the last part shows (None: not drawn yet)
+
+    def feed(self, delta: str) -> None:
+        self.split.feed(delta)
+        self.arrived += len(delta)
+
+    @property
+    def unfrozen(self) -> int:
+        """Characters a redraw of the last part may carry (for a byte budget)."""
+        return self.arrived - self.frozen
+
+    def open_text(self) -> str:
+        """The open block as it may be shown now (Markdown: no half table row, fence closed)."""
+        text = self.split.open
+        text = text[: len(text) - self.split.undecided]
+        return open_markdown(text, self.split.fence) if self.markdown else text
+
+    def collect(self) -> int:
+        """Take the blocks finished since the last call; the characters finished, not frozen."""
+        for block in self.split.take():
+            self._pending.append(block)
+            self._pending_size += len(block)
+        return self._pending_size
+
+    def pending_text(self) -> str:
+        return "".join(self._pending)
+
+    def freeze(self) -> str:
+        """The finished blocks not frozen yet, frozen now (the caller starts a new part)."""
+        frozen = "".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        self.frozen += len(frozen)
+        return frozen
+
+    @property
+    def pending_size(self) -> int:
+        return self._pending_size
+
+    def due(self, parts: int, frozen: int, pending: int | None = None) -> bool:
+        """Whether ``pending`` finished characters (default: this stream's) should be frozen now,
+        into the last of ``parts`` parts, with ``frozen`` characters frozen before them."""
+        pending = self._pending_size if pending is None else pending
+        if not pending or parts >= self.max_parts:
+            return False
+        return parts < self.each_block or pending >= max(self.min_frozen, self.growth * frozen)
+
+    def redraw(self) -> tuple[str | None, str | None]:
+        self.collect()
+        if self.due(self.parts, self.frozen):
+            frozen = self.freeze()
+            self.parts += 1
+            last = None if frozen == self.shown else frozen
+            self.shown = self.open_text()
+            return last, self.shown
+        text = self.pending_text() + self.open_text()
+        if text == self.shown:
+            return None, None
+        self.shown = text
+        return text, None
+
+    def finish(self) -> str:
+        """What the last part holds at the end: every character not frozen (exactly)."""
+        rest = "".join(self._pending) + "".join(self.split.take()) + self.split.close()
+        self._pending, self._pending_size = [], 0
+        self.shown = rest
+        return rest
