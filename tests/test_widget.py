@@ -462,7 +462,7 @@ def test_sandbox_streams_the_full_answer_with_system_prompt_and_temperature(
     elapsed = time.perf_counter() - t0
     assert sb.text == "You said: " + words(60)
     assert sb.result is not None and sb.result.text == sb.text and sb.result.streamed
-    assert "w59</pre>" in sb.output.value and "▌" not in sb.output.value  # exact final update
+    assert sb.shown == sb.text  # exact final update, the cursor gone
     # throttled: ~62 chunks over >= 0.6 s, at most ~10 redraws a second (+ first and final)
     assert 3 <= sb.updates <= elapsed * 10 + 3, (sb.updates, elapsed)
     assert "HTTP 200" in sb.stats.value and "first token" in sb.stats.value
@@ -470,6 +470,36 @@ def test_sandbox_streams_the_full_answer_with_system_prompt_and_temperature(
     assert body["temperature"] == 0.3 and body["max_tokens"] == 500
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert not sb.run_button.disabled and sb.stop_button.disabled
+
+
+def test_sandbox_sends_each_finished_block_once(form: ModelManager, server: nbllm.DemoServer) -> None:
+    # the answer by blocks: paragraphs frozen into widgets of their own, only the last redrawn
+    nbllm.registry().add(nbllm.Endpoint(name="sb", url=server.url, api_key=KEY))
+    form.refresh()
+    sb = form.sandbox
+    paragraphs = [f"para{i} " + words(12) for i in range(6)]
+    sb.prompt.value = "[[delay:0.02]] " + "\n\n".join(paragraphs)
+    values: dict[int, list[str]] = {}  # every value each part widget was ever given
+
+    real_part = sb._part
+
+    def watched(text: str) -> Any:
+        part = real_part(text)
+        values[id(part)] = [part.value]
+        part.observe(lambda ch: values[id(ch["owner"])].append(ch["new"]), "value")
+        return part
+
+    sb._part = watched  # type: ignore[method-assign]
+    sb.run_button.click()
+    assert form.wait(30)
+    assert sb.shown == sb.text == "You said: " + "\n\n".join(paragraphs)
+    assert len(sb._parts) >= 4  # several parts: finished paragraphs were frozen
+    finals = [v[-1] for v in values.values()]
+    for history, final in zip(values.values(), finals, strict=True):
+        assert history.count(final) == 1  # each part's final text sent once, never again
+    assert all(p.value == f for p, f in zip(sb._parts, finals, strict=True))
+    boxes = sb.output.children
+    assert sum(len(b.children) for b in boxes) == len(sb._parts)  # all shown, in their sub-boxes
 
 
 def test_sandbox_stop_keeps_the_partial_answer(form: ModelManager, server: nbllm.DemoServer) -> None:

@@ -1,8 +1,16 @@
 """The sandbox tab: pick a saved model, type a prompt (with a system prompt and temperature),
-Run, and watch the answer stream in; Stop keeps what arrived."""
+Run, and watch the answer stream in; Stop keeps what arrived.
+
+The answer is shown by blocks (``mdblocks.BlockRedraw``), as ``%%llm`` shows Markdown: a bounded,
+scrolling box of small HTML widgets, one per redraw's finished blocks, each sent to the browser once
+(a widget's state), and only the last one (the open block) redrawn. Widgets have no per-cell cap,
+so every finished block is frozen at once; the box groups them 32 to a sub-box so that adding one
+re-sends at most 32 child ids.
+"""
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +27,14 @@ from .._io.api import stream
 from .._io.client import Stream
 from .._io.registry import Registry
 from .display import Throttle
-from .widget_common import LABEL_STYLE, Worker, describe_error, esc, note, pre
+from .mdblocks import BlockRedraw
+from .widget_common import LABEL_STYLE, Worker, describe_error, esc, note
+
+_PART_STYLE = (
+    "white-space:pre-wrap;word-break:break-word;margin:0;padding:0;font-size:12px;background:none;border:0"
+)
+_CURSOR = "▌"
+_GROUP = 32  # parts per sub-box
 
 __all__ = ["Sandbox"]
 
@@ -68,8 +83,15 @@ class Sandbox:
         self.prompt.add_class("nbllm-sandbox-prompt")
         self.run_button = W.Button(description="Run", icon="play", button_style="primary")
         self.stop_button = W.Button(description="Stop", icon="stop", disabled=True)
-        self.output = W.HTML(layout=W.Layout(width="680px"))
+        self.output = W.VBox(
+            layout=W.Layout(
+                width="680px", max_height="24em", overflow="auto", border="1px solid #e1e4e8", padding="6px"
+            )
+        )
         self.output.add_class("nbllm-sandbox-output")
+        self.output.add_class("nbllm-sandbox-text")
+        self._parts: list[W.HTML] = []  # the answer's parts, in order (the last one is open)
+        self._plan = BlockRedraw(markdown=False)
         self.stats = W.HTML()
         self.stats.add_class("nbllm-sandbox-stats")
         self.widget = W.VBox(
@@ -126,7 +148,7 @@ class Sandbox:
         self._stop.clear()
         self.text, self.result = "", None
         self.run_button.disabled, self.stop_button.disabled = True, False
-        self._render(running=True)
+        self._restart(_CURSOR)
         self.stats.value = note(f"Sending to {mask_url(ep.request_url) or ep.handler} …", "muted")
         self._worker.start(
             "sandbox", lambda: self._stream(ep, prompt, system, params), on_error=self._crashed
@@ -136,10 +158,49 @@ class Sandbox:
         """Stop after the next chunk; the partial answer stays."""
         self._stop.set()
 
-    def _render(self, *, running: bool) -> None:
+    @property
+    def shown(self) -> str:
+        """The text the output shows now (its parts joined; the cursor while running)."""
+        return "".join(_unpart(p.value) for p in self._parts)
+
+    def _part(self, text: str) -> W.HTML:
         self.updates += 1
-        cursor = "▌" if running else ""
-        self.output.value = pre(self.text + cursor, css_class="nbllm-sandbox-text", max_height="24em")
+        return W.HTML(value=f'<pre class="nbllm-sandbox-part" style="{_PART_STYLE}">{esc(text)}</pre>')
+
+    def _restart(self, text: str) -> None:
+        """The output emptied, then one part showing ``text``."""
+        self._plan = BlockRedraw(markdown=False)
+        self._parts = [self._part(text)]
+        self.output.children = (W.VBox(self._parts),)
+
+    def _set_last(self, text: str) -> None:
+        self.updates += 1
+        self._parts[-1].value = f'<pre class="nbllm-sandbox-part" style="{_PART_STYLE}">{esc(text)}</pre>'
+
+    def _redraw(self) -> None:
+        before = self._plan.shown or ""
+        last, new = self._plan.redraw()
+        if new is not None:
+            self._set_last(before if last is None else last)  # frozen for good (cursor gone)
+            part = self._part(new + _CURSOR)
+            self._parts.append(part)
+            group = self.output.children[-1]
+            if len(group.children) < _GROUP:
+                group.children = (*group.children, part)
+            else:
+                self.output.children = (*self.output.children, W.VBox([part]))
+        elif last is not None:
+            self._set_last(last + _CURSOR)
+
+    def _final(self, text: str) -> None:
+        """The exact final text: the last part holds what is not frozen (or, if ``text`` is not
+        what arrived, the output is ``text`` alone)."""
+        plan = self._plan
+        rest = plan.finish()
+        if len(text) != plan.arrived or text[plan.frozen :] != rest:
+            self._restart(text)
+        else:
+            self._set_last(rest)
 
     def _stream(self, ep: Endpoint, prompt: str, system: str | None, params: dict[str, Any]) -> None:
         t0 = time.perf_counter()
@@ -149,19 +210,20 @@ class Sandbox:
             s = stream(ep, prompt, system=system, **params)
             throttle = Throttle(rate=10.0, byte_rate=float("inf"))  # at most ~10 updates a second
             with s:
-                for _delta in s:
+                for delta in s:
                     if self._stop.is_set():
                         break
+                    self._plan.feed(delta)
                     if throttle.due(0):
                         self.text = s.text
-                        self._render(running=True)
+                        self._redraw()
                         throttle.mark()
         except NbllmError as exc:
             error = describe_error(exc)
         finally:
             self.result = s.result if s is not None else None
             self.text = self.result.text if self.result is not None else (s.text if s is not None else "")
-            self._render(running=False)  # the exact final text, always
+            self._final(self.text)  # the exact final text, always
             self.run_button.disabled, self.stop_button.disabled = False, True
         if error is not None:
             self.stats.value = note(error, "error")
@@ -192,3 +254,7 @@ class Sandbox:
     def _crashed(self, exc: BaseException) -> None:
         self.stats.value = note(describe_error(exc), "error")
         self.run_button.disabled, self.stop_button.disabled = False, True
+
+
+def _unpart(value: str) -> str:
+    return html.unescape(value[value.index(">") + 1 : value.rindex("</pre>")])
