@@ -13,7 +13,10 @@ shorter, and the render lag (first output -> end shown, minus the kernel's own s
 Variants: ``blocks`` (%%llm Markdown, finished blocks sent once: the default), ``whole`` (%%llm
 Markdown, the whole text re-sent at each redraw: the old way, ``_display.STREAM_MODE="whole"``),
 ``naive`` (a hand-written ``update_display`` per token), ``text`` (%%llm --format text), ``side``
-(two endpoints side by side). Writes bench/RESULTS-browser.md and bench/.work/browser.json.
+(two endpoints side by side), ``control`` (the same wait, then one printed line) and ``control-md``
+(the same wait, then the whole answer displayed at once: what the finished page costs the browser
+without any streaming). ``--toc-output off`` runs with JupyterLab's table of contents not reading
+output headings, to show what the cell's end costs without it. Writes bench/RESULTS-browser.md and bench/.work/browser.json.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ import streamprobe as sp  # noqa: E402
 DELAY = 0.001  # seconds slept per piece: with the server's own overhead, about 400-500 a second
 
 
-def run(variants: list[str], sizes: list[int], timeout_s: float) -> list[dict[str, Any]]:
+def run(
+    variants: list[str], sizes: list[int], timeout_s: float, settings: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="nbllm-browser-bench-"))
@@ -51,7 +56,9 @@ def run(variants: list[str], sizes: list[int], timeout_s: float) -> list[dict[st
     for v in variants:
         for n in sizes:
             sp.stream_notebook(root / f"{v}-{n}.ipynb", v, n, DELAY, url=f"http://127.0.0.1:{port}/v1")
-    lab = lb.JupyterLab(root, work / "state", env={"NBLLM_CONFIG_DIR": str(work / "config")})
+    lab = lb.JupyterLab(
+        root, work / "state", settings=settings, env={"NBLLM_CONFIG_DIR": str(work / "config")}
+    )
     results: list[dict[str, Any]] = []
     try:
         lab.start(timeout=180)
@@ -107,22 +114,28 @@ def report(results: list[dict[str, Any]], path: Path) -> None:
         "JupyterLab 4 in headless Debian Chromium on this shared 2-core VM, one run per cell of the",
         "table (no repeats: see bench/bench_browser_stream.py). `task ms/1k`: Chrome's main-thread task",
         "time (DevTools TaskDuration, all tasks) per 1,000 tokens, from the click to the end of the cell;",
-        "`>50 ms`: animation-frame gaps over 50 ms; `worst gap`; `drops`: times the output got shorter;",
-        "`lag`: first output to end shown, minus the kernel's own stream time (0.25 s resolution; about 0:",
-        "the page kept up); `tok/s`: the rate the demo server really achieved; `outputs`: output",
+        "`>50 ms` and `worst`: animation-frame gaps over 50 ms and the longest, while the answer streams",
+        "(first output -> footer shown) and after it (`end`: the cell finishing, e.g. JupyterLab's table",
+        "of contents re-reading the outputs' headings); `drops`: times the output got shorter; `lag`:",
+        "first output to end shown, minus the kernel's own stream time (0.25 s resolution; about 0: the",
+        "page kept up); `tok/s`: the rate the demo server really achieved; `KB recv`: bytes the page",
+        "received on its websockets (both mime copies of each redraw); `answer KB`; `outputs`: output",
         "elements of the cell at the end.",
         "",
-        "| variant | tokens | task ms/1k | >50 ms | worst gap ms | drops | lag s | stream s | tok/s | outputs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | tokens | task ms/1k | >50 ms | worst ms | end >50 ms | end worst ms | drops | lag s "
+        "| stream s | tok/s | KB recv | outputs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['variant']} | {r['tokens']} | failed: {r['error']} | | | | | | | |")
+            lines.append(f"| {r['variant']} | {r['tokens']} | failed: {r['error']} |" + " |" * 10)
             continue
         lines.append(
-            f"| {r['variant']} | {r['tokens']} | {r['task_ms_per_1k']:.0f} | {r['long_frames']} | "
-            f"{r['worst_gap_ms']:.0f} | {len(r['height_drops'])} | {r['lag_s']:.1f} | {r['stream_s']:.1f} | "
-            f"{r['tokens'] / r['stream_s'] if r['stream_s'] else 0:.0f} | {r['outputs']} |"
+            f"| {r['variant']} | {r['tokens']} | {r['task_ms_per_1k']:.0f} | {r['stream_long_frames']} | "
+            f"{r['stream_worst_gap_ms']:.0f} | {r['end_long_frames']} | {r['end_worst_gap_ms']:.0f} | "
+            f"{len(r['height_drops'])} | {r['lag_s']:.1f} | {r['stream_s']:.1f} | "
+            f"{r['tokens'] / r['stream_s'] if r['stream_s'] else 0:.0f} | {r['ws_bytes'] / 1000:.0f} | "
+            f"{r['outputs']} |"
         )
     lines += ["", "## Ratios", ""]
     sizes = sorted({r["tokens"] for r in ok})
@@ -133,7 +146,7 @@ def report(results: list[dict[str, Any]], path: Path) -> None:
             if nv:
                 parts.append(f"blocks / naive: {ratio(b['task_ms_per_1k'], nv['task_ms_per_1k'])}")
             lines.append("- " + "; ".join(parts))
-    for v in ("blocks", "whole", "text", "side", "naive"):
+    for v in ("blocks", "whole", "text", "side", "naive", "control-md"):
         lo, hi = by.get((v, min(sizes))) if sizes else None, by.get((v, max(sizes))) if sizes else None
         if lo and hi and lo is not hi:
             lines.append(
@@ -145,12 +158,19 @@ def report(results: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", default="blocks,whole,text,side,naive")
+    ap.add_argument("--variants", default="blocks,whole,text,side,naive,control,control-md")
+    ap.add_argument(
+        "--toc-output",
+        choices=("on", "off"),
+        default="on",
+        help="JupyterLab's table of contents reads the outputs' headings (its default: on)",
+    )
     ap.add_argument("--tokens", default="2000,8000,20000")
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run before it is reported failed")
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS-browser.md"))
     args = ap.parse_args()
-    results = run(args.variants.split(","), [int(t) for t in args.tokens.split(",")], args.timeout)
+    toc = {} if args.toc_output == "on" else {"@jupyterlab/toc-extension:registry": {"includeOutput": False}}
+    results = run(args.variants.split(","), [int(t) for t in args.tokens.split(",")], args.timeout, toc)
     (ROOT / "bench" / ".work").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / ".work" / "browser.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     report(results, Path(args.out))

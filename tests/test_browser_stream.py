@@ -1,6 +1,7 @@
-"""A Markdown answer streamed by ``%%llm`` in a real JupyterLab 4 in headless Chromium: the output
-never gets shorter while blocks are frozen (no height jump) and no raw Markdown (an open fence,
-a table delimiter row) is ever visible. Same markers and skips as tests/test_browser.py."""
+"""A Markdown answer streamed by ``%%llm`` in a real JupyterLab 4 in headless Chromium, alone and
+side by side: the output never gets shorter while blocks are frozen (no height jump) and no raw
+Markdown (an open fence, a table delimiter row) is ever visible. Same markers and skips as
+tests/test_browser.py."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.JupyterLab]:
     # happen (the default waits for 4,000 characters)
     extra = "nbllm._ui.display.BlockLive.min_frozen = 300"
     sp.stream_notebook(root / "blocks.ipynb", "blocks", TOKENS, 0.008, extra=extra)
+    sp.stream_notebook(root / "side.ipynb", "side", TOKENS, 0.008, extra=extra)
     server = lb.JupyterLab(
         root,
         tmp_path_factory.mktemp("stream-state"),
@@ -76,3 +78,36 @@ def test_markdown_stream_never_jumps_and_never_shows_raw_markdown(lab: lb.Jupyte
     assert (
         page.locator(".jp-NotebookPanel .jp-CodeCell").last.locator(".jp-RenderedMarkdown table").count() >= 2
     )
+
+
+def test_side_by_side_streams_by_segments_without_jumps(lab: lb.JupyterLab, page: Any) -> None:
+    run = sp.measure(page, lb, lab.url, lab.token, "side.ipynb", "side", TOKENS, check_ms=40)
+    print(run.as_dict())
+    assert run.outputs >= 4  # the names and footers, then segments of finished blocks
+    assert run.height_drops == [], run.height_drops
+    assert run.raw == [], run.raw
+    cell = page.locator(".jp-NotebookPanel .jp-CodeCell").last
+    assert cell.locator(".nbllm-done").count() == 1  # the header, with both footers
+    head = cell.locator(".nbllm-done").inner_text()
+    assert "demo ·" in head and "demo2 ·" in head and "total" in head
+    # every segment's columns line up: the same left edge for a column in every segment
+    lefts = page.evaluate(
+        """() => { const c = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
+                   const t = [...c[c.length - 1].querySelectorAll('.jp-OutputArea-output table[style]')];
+                   return t.map(x => [...x.rows[x.rows.length - 1].cells].map(d => Math.round(d.getBoundingClientRect().left))) }"""
+    )
+    assert len(lefts) >= 3 and all(row == lefts[0] for row in lefts), lefts
+    text = cell.locator(".jp-OutputArea").inner_text()
+    assert text.count("def f(x):") >= 2 and "```" not in text
+    area = cell.locator(".jp-OutputArea")
+    area.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)
+    box, view = area.bounding_box(), page.viewport_size
+    assert box is not None and view is not None
+    height = min(box["height"], 640, view["height"] - box["y"])
+    shot = page.screenshot(clip={**box, "height": height})  # the header, the first segments
+    assert 5_000 < len(shot) < 300_000
+    if os.environ.get("NBLLM_UPDATE_SCREENSHOTS") == "1":
+        (Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "side-by-side.png").write_bytes(
+            shot
+        )

@@ -12,14 +12,24 @@ protocol (``Performance.getMetrics``: TaskDuration, all tasks, not only the long
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# a frame "over 50 ms": frames come at 60 Hz (16.7 ms), so a gap of three (50.0 ms, measured
+# 49.9-50.2) is 50 ms, not over; four (66.7 ms) is
+LONG_MS = 51.0
+
+# the footer nbllm shows after an answer, the finished side-by-side table, or the line a plain-Python variant prints at its end
+END_SELECTOR = (
+    ".nbllm-footer, .nbllm-done, .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stdout']"
+)
+
 PROBE_JS = """(checkMs) => {
-  const P = window.__nbllmProbe = {frames: [], heights: [], raw: [], first: null, stop: false};
+  const P = window.__nbllmProbe = {frames: [], heights: [], raw: [], first: null, end: null, stop: false};
   const area = () => {
     const cells = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell');
     const cell = cells[cells.length - 1];
@@ -31,6 +41,8 @@ PROBE_JS = """(checkMs) => {
     const a = area();
     const h = a ? a.getBoundingClientRect().height : 0;
     if (h > 0 && P.first === null) P.first = t;
+    // the stream has ended on the page once its footer (or, without one, printed text) shows
+    if (P.end === null && a && a.querySelector(END_SELECTOR)) P.end = t;
     P.heights.push(h);
     requestAnimationFrame(loop);
   };
@@ -46,11 +58,11 @@ PROBE_JS = """(checkMs) => {
       }
     }, checkMs);
   }
-}"""
+}""".replace("END_SELECTOR", json.dumps(END_SELECTOR))
 
 STOP_JS = """() => {
   const P = window.__nbllmProbe; P.stop = true; if (P.timer) clearInterval(P.timer);
-  return {frames: P.frames, heights: P.heights, raw: P.raw, first: P.first};
+  return {frames: P.frames, heights: P.heights, raw: P.raw, first: P.first, end: P.end};
 }"""
 
 # the last code cell has finished: its prompt shows [n] (not [*] nor empty)
@@ -93,12 +105,13 @@ def stream_notebook(
 ) -> None:
     """A notebook whose last cell streams a ``tokens``-piece answer in ``variant``:
     blocks | whole (Markdown by %%llm, new or old redraw), naive (update_display per token),
-    text (%%llm --format text), side (two endpoints side by side). ``url``: a demo server
+    text (%%llm --format text), side (two endpoints side by side), control (a wait, then one
+    printed line), control-md (a wait, then the whole answer displayed at once). ``url``: a demo server
     already running (in its own process); None: one is started in the kernel."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    mode = "whole" if variant == "whole" else "blocks"
+    mode = "whole" if variant in ("whole", "text-whole", "side-whole") else "blocks"
     setup = (
         "import nbllm, nbllm._ui.display\n"
         f"nbllm._ui.display.STREAM_MODE = {mode!r}\n"
@@ -106,13 +119,29 @@ def stream_notebook(
         + "%load_ext nbllm\n"
         "%llm_model add demo --url {url} --default --replace\n"
         "%llm_model add demo2 --url {url} --replace\n"
-        f"prompt = open('answer-{tokens}.md').read() + '[[delay:{delay}]]'\n" + extra
+        f"prompt = open('answer-{tokens}.md').read() + '[[delay:{delay}]]'\n"
+        # JupyterLab loads its Markdown renderer on the first Markdown output of a page (a 35 ms
+        # script): load it here, so the measured cell is the steady state, not a page's first use
+        "from IPython.display import Markdown, display\n"
+        "display(Markdown('*warm-up*: `code`, **bold**'))\n" + extra
     )
     body = {
         "blocks": "%%llm\n{prompt}",
         "whole": "%%llm\n{prompt}",
         "text": "%%llm --format text\n{prompt}",
         "side": "%%llm -m demo -m demo2\n{prompt}",
+        # the old ways: one output redrawn whole (text), one HTML table redrawn whole (side by side)
+        "text-whole": "%%llm --format text\n{prompt}",
+        "side-whole": "%%llm -m demo -m demo2\n{prompt}",
+        # no stream: the cell waits as long as a stream would, then prints one line; what the page
+        # costs when a cell ends, whatever it showed
+        "control": f"import time\ntime.sleep({tokens / 800:.1f})\nprint('total {tokens / 800:.2f} s')",
+        # the same answer shown at once after the same wait: what the finished page costs
+        "control-md": (
+            f"import time\ntime.sleep({tokens / 800:.1f})\n"
+            "display(Markdown(prompt.split('[[delay')[0]))\n"
+            f"print('total {tokens / 800:.2f} s')"
+        ),
         "naive": (
             "from IPython.display import Markdown, display\n"
             "h = display(Markdown(''), display_id=True)\n"
@@ -141,11 +170,18 @@ class Run:
     wall_s: float = 0.0  # first output shown -> cell done shown
     task_s: float = 0.0  # Chrome main-thread task time over the same span (click -> done)
     frames: int = 0
-    long_frames: int = 0  # frame gaps over 50 ms
+    long_frames: int = 0  # frame gaps over 50 ms, first output -> end of the run (see LONG_MS)
     worst_gap_ms: float = 0.0
+    # the same split at the moment the footer showed: while the answer streamed, and after (the
+    # cell's end: what JupyterLab does with the finished page, e.g. its table of contents)
+    stream_long_frames: int = 0
+    stream_worst_gap_ms: float = 0.0
+    end_long_frames: int = 0
+    end_worst_gap_ms: float = 0.0
     height_drops: list[float] = field(default_factory=list)  # px, each time the output got shorter
     raw: list[str] = field(default_factory=list)
     outputs: int = 0
+    ws_bytes: int = 0  # bytes the page received on its websockets (the kernel's messages), click -> end
     stream_s: float = 0.0  # the kernel's own stream time (the footer's "total")
     lag_s: float = 0.0  # first output shown -> cell done shown, minus stream_s
 
@@ -198,6 +234,15 @@ def measure(
         raise RuntimeError(f"the setup cell failed: {setup_out[-500:]}")
     step("setup cell done")
     page.wait_for_timeout(500)
+    received = [0]
+
+    def on_frame(event: dict[str, Any]) -> None:
+        r = event["response"]
+        data = r.get("payloadData", "")
+        received[0] += len(data) * 3 // 4 if r.get("opcode") == 2 else len(data.encode())  # binary: base64
+
+    cdp.send("Network.enable")
+    cdp.on("Network.webSocketFrameReceived", on_frame)
     page.evaluate(PROBE_JS, check_ms)
     t0 = task_duration(cdp)
     cells.nth(1).locator(".jp-InputArea-prompt").click()
@@ -215,23 +260,30 @@ def measure(
     page.wait_for_timeout(300)  # the last render
     t1 = task_duration(cdp)
     data = page.evaluate(STOP_JS)
-    run = Run(variant, tokens, task_s=t1 - t0, raw=data["raw"])
+    run = Run(variant, tokens, task_s=t1 - t0, raw=data["raw"], ws_bytes=received[0])
     frames = [f for f in data["frames"] if data["first"] is None or f >= data["first"]]
     heights = data["heights"][len(data["frames"]) - len(frames) :]
     gaps = [b - a for a, b in itertools.pairwise(frames)]
     run.frames = len(frames)
-    run.long_frames = sum(g > 50 for g in gaps)
+    run.long_frames = sum(g > LONG_MS for g in gaps)
     run.worst_gap_ms = round(max(gaps, default=0.0), 1)
+    end = data["end"] if data["end"] is not None else float("inf")
+    during = [b - a for a, b in itertools.pairwise(frames) if b <= end]
+    after = [b - a for a, b in itertools.pairwise(frames) if b > end]
+    run.stream_long_frames = sum(g > LONG_MS for g in during)
+    run.end_long_frames = sum(g > LONG_MS for g in after)
+    run.stream_worst_gap_ms = round(max(during, default=0.0), 1)
+    run.end_worst_gap_ms = round(max(after, default=0.0), 1)
     run.wall_s = round((frames[-1] - frames[0]) / 1000, 2) if frames else 0.0
     run.height_drops = [round(a - b, 1) for a, b in itertools.pairwise(heights) if b < a - 0.5]
     run.outputs = page.evaluate(
         """() => { const c = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
                    return c[c.length - 1].querySelectorAll('.jp-OutputArea-output').length }"""
     )
-    footer = page.evaluate(
+    footer = page.evaluate(  # the footer: after the answer, or (side by side) in the header
         """() => { const c = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
                    const o = [...c[c.length - 1].querySelectorAll('.jp-OutputArea-output')];
-                   return o.length ? o[o.length - 1].innerText : '' }"""
+                   return o.length ? o[o.length - 1].innerText + '\\n' + o[0].innerText : '' }"""
     )
     totals = [
         float(v) / (1000 if unit == "ms" else 1) for v, unit in re.findall(r"total ([\d.]+) (ms|s)\b", footer)
