@@ -40,7 +40,11 @@ DELAY = 0.001  # seconds slept per piece: with the server's own overhead, about 
 
 
 def run(
-    variants: list[str], sizes: list[int], timeout_s: float, settings: dict[str, Any] | None = None
+    variants: list[str],
+    sizes: list[int],
+    timeout_s: float,
+    settings: dict[str, Any] | None = None,
+    extra: str = "",
 ) -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
@@ -55,7 +59,9 @@ def run(
     demo.stdout.readline()
     for v in variants:
         for n in sizes:
-            sp.stream_notebook(root / f"{v}-{n}.ipynb", v, n, DELAY, url=f"http://127.0.0.1:{port}/v1")
+            sp.stream_notebook(
+                root / f"{v}-{n}.ipynb", v, n, DELAY, url=f"http://127.0.0.1:{port}/v1", extra=extra
+            )
     lab = lb.JupyterLab(
         root, work / "state", settings=settings, env={"NBLLM_CONFIG_DIR": str(work / "config")}
     )
@@ -160,6 +166,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default="blocks,whole,text,side,naive,control,control-md")
     ap.add_argument(
+        "--max-outputs",
+        type=int,
+        default=45,
+        help="%%config LLMMagics.max_outputs (0: no cap, every block its own output, JupyterLab's cap lifted too)",
+    )
+    ap.add_argument(
         "--toc-output",
         choices=("on", "off"),
         default="on",
@@ -169,8 +181,15 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300, help="seconds per run before it is reported failed")
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS-browser.md"))
     args = ap.parse_args()
-    toc = {} if args.toc_output == "on" else {"@jupyterlab/toc-extension:registry": {"includeOutput": False}}
-    results = run(args.variants.split(","), [int(t) for t in args.tokens.split(",")], args.timeout, toc)
+    settings: dict[str, Any] = {}
+    if args.toc_output == "off":
+        settings["@jupyterlab/toc-extension:registry"] = {"includeOutput": False}
+    if args.max_outputs == 0:  # JupyterLab's own 0 hides every output in 4.6: a cap it never reaches
+        settings["@jupyterlab/notebook-extension:tracker"] = {"maxNumberOutputs": 100_000}
+    extra = f"%config LLMMagics.max_outputs = {args.max_outputs}\n"
+    results = run(
+        args.variants.split(","), [int(t) for t in args.tokens.split(",")], args.timeout, settings, extra
+    )
     (ROOT / "bench" / ".work").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / ".work" / "browser.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     report(results, Path(args.out))

@@ -53,6 +53,26 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.JupyterLab]:
 
 
 @pytest.fixture(scope="module")
+def lab_unlimited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.JupyterLab]:
+    """JupyterLab with no practical output cap (maxNumberOutputs 100,000: its documented 0 hides
+    every output in JupyterLab 4.6), nbllm told so: every finished block its own output."""
+    root = tmp_path_factory.mktemp("unlimited-root")
+    extra = "%config LLMMagics.max_outputs = 0"
+    sp.stream_notebook(root / "all.ipynb", "blocks", 3000, 0.004, extra=extra)
+    server = lb.JupyterLab(
+        root,
+        tmp_path_factory.mktemp("unlimited-state"),
+        settings={"@jupyterlab/notebook-extension:tracker": {"maxNumberOutputs": 100_000}},
+        env={"NBLLM_CONFIG_DIR": str(tmp_path_factory.mktemp("nbllm-config"))},
+    )
+    server.start(timeout=180)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -111,3 +131,16 @@ def test_side_by_side_streams_by_segments_without_jumps(lab: lb.JupyterLab, page
         (Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "side-by-side.png").write_bytes(
             shot
         )
+
+
+def test_with_no_output_cap_every_block_is_an_output_and_all_are_shown(
+    lab_unlimited: lb.JupyterLab, page: Any
+) -> None:
+    lab = lab_unlimited
+    run = sp.measure(page, lb, lab.url, lab.token, "all.ipynb", "blocks", 3000, check_ms=40)
+    print(run.as_dict())
+    assert run.outputs > 50  # past JupyterLab's default cap of 50
+    assert run.height_drops == [] and run.raw == []
+    cell = page.locator(".jp-NotebookPanel .jp-CodeCell").last
+    assert cell.locator(".jp-TrimmedOutputs").count() == 0  # nothing hidden behind "show more"
+    assert "total" in cell.locator(".nbllm-footer").inner_text()  # the footer, after every block

@@ -251,6 +251,23 @@ def test_default_batches_blocks_so_jupyterlab_shows_every_output(rec: Recorder) 
     assert len(rec.outputs()) == 5 and "".join(o["text/plain"] for o in rec.outputs()) == text
 
 
+def test_no_output_limit_sends_every_finished_block_once(rec: Recorder) -> None:
+    # max_outputs=0 (for a JupyterLab whose maxNumberOutputs is 0): no batching at any length
+    text = doc(300)
+    blocks = split_blocks(text)
+    assert len(blocks) > 100
+    live = BlockLive(rate=0, byte_rate=1e12, max_outputs=0)
+    stream_into(live, text)
+    outs = rec.outputs()
+    assert [o["text/plain"] for o in outs] == blocks  # one output per block, far past 50
+    finals = {m["id"]: m["data"]["text/plain"] for m in rec.messages}
+    for out_id, final in finals.items():
+        sends = [m["data"]["text/plain"] for m in rec.messages if m["id"] == out_id]
+        assert sends.count(final) == 1 and all(grows_to(x, final) for x in sends[1:])
+    assert BlockLive.budget(0) == {"each_block": float("inf"), "max_parts": float("inf")}
+    assert BlockLive.budget(None, 2)["max_parts"] == BlockLive.max_outputs - 1  # the header
+
+
 def test_final_text_other_than_what_arrived_replaces_the_blocks(rec: Recorder) -> None:
     live = eager()
     for w in words(doc(6)):
@@ -278,6 +295,19 @@ def test_llm_magic_streams_markdown_by_blocks(
     assert "".join(o["text/plain"] for o in outs[:-1]) == answer
     assert outs[-1]["text/plain"].startswith("[demo · ")  # the footer comes last
     assert len(outs) >= 3  # at least two outputs of frozen blocks, then the footer
+    # %config LLMMagics.max_outputs = 0: every finished block in an output of its own
+    rec.messages.clear()
+    monkeypatch.setattr(magics, "updates_per_second", 1e6)  # a redraw at every chunk
+    monkeypatch.setattr(magics, "bytes_per_second", 1e12)
+    ip.run_line_magic("config", "LLMMagics.max_outputs = 0")
+    try:
+        long_body = doc(120)
+        assert ip.run_cell(f"%%llm\n{long_body}").success
+    finally:
+        ip.run_line_magic("config", "LLMMagics.max_outputs = 45")
+    outs = rec.outputs()
+    assert "".join(o["text/plain"] for o in outs[:-1]) == "You said: " + long_body
+    assert len(outs) > 50  # past JupyterLab's default cap: nothing batched
 
 
 def test_saved_notebook_holds_the_answer_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -235,16 +235,32 @@ class BlockLive(Live):
     growth = 0.05  # past 80,000 characters frozen, freeze in 5% steps: the outputs stay few
     max_outputs = 45  # JupyterLab renders at most 50 outputs per cell (footer and others too)
 
-    def __init__(self, *, fmt: str = "markdown", rate: float = 10.0, byte_rate: float = 512_000) -> None:
+    def __init__(
+        self,
+        *,
+        fmt: str = "markdown",
+        rate: float = 10.0,
+        byte_rate: float = 512_000,
+        max_outputs: int | None = None,
+    ) -> None:
         super().__init__(rich=True, fmt=fmt, rate=rate, byte_rate=byte_rate)
         self._handles = [self._handle] if self._handle is not None else []
-        self._plan = BlockRedraw(
-            markdown=fmt == "markdown",
-            each_block=self.each_block,
-            min_frozen=self.min_frozen,
-            growth=self.growth,
-            max_parts=self.max_outputs,
-        )
+        self._plan = BlockRedraw(markdown=fmt == "markdown", **self.budget(max_outputs))
+
+    @classmethod
+    def budget(cls, max_outputs: int | None = None, columns: int = 1) -> dict[str, Any]:
+        """``BlockRedraw``'s freezing policy for a view of at most ``max_outputs`` outputs (None:
+        ``max_outputs``, for JupyterLab's default of 50 per cell; 0: no limit, as with
+        JupyterLab's ``maxNumberOutputs`` set to 0: every redraw's finished blocks frozen at once).
+        ``columns`` > 1: side by side (one more output for the header, bigger batches)."""
+        if max_outputs == 0:
+            return {"each_block": float("inf"), "max_parts": float("inf")}
+        return {
+            "each_block": cls.each_block,
+            "min_frozen": cls.min_frozen * columns,
+            "growth": cls.growth,
+            "max_parts": (cls.max_outputs if max_outputs is None else max_outputs) - (columns > 1),
+        }
 
     @property
     def outputs(self) -> int:
@@ -292,11 +308,13 @@ class BlockLive(Live):
             self._send(self._last(), rest)
 
 
-def make_live(*, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000) -> Live:
+def make_live(
+    *, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000, max_outputs: int | None = None
+) -> Live:
     """The growing answer for ``fmt``: by blocks for Markdown and plain text in a notebook, else
     one output (JSON and code are parsed or fenced whole)."""
     if rich and fmt in ("markdown", "text") and STREAM_MODE == "blocks":
-        return BlockLive(fmt=fmt, rate=rate, byte_rate=byte_rate)
+        return BlockLive(fmt=fmt, rate=rate, byte_rate=byte_rate, max_outputs=max_outputs)
     return Live(rich=rich, fmt=fmt, rate=rate, byte_rate=byte_rate)
 
 
@@ -391,18 +409,11 @@ class ColumnsLive:
     saved notebook holds each answer once, in its segments. Markdown and text answers.
     """
 
-    def __init__(self, cols: list[Column], fmt: str) -> None:
+    def __init__(self, cols: list[Column], fmt: str, max_outputs: int | None = None) -> None:
         self.cols, self.fmt = cols, fmt
-        self._plans = [
-            BlockRedraw(
-                markdown=fmt == "markdown",
-                each_block=BlockLive.each_block,
-                min_frozen=BlockLive.min_frozen * len(cols),  # (the first plan decides for all)
-                growth=BlockLive.growth,
-                max_parts=BlockLive.max_outputs - 1,
-            )
-            for _ in cols
-        ]
+        # one policy for all the columns (the first plan decides), the header being one output
+        budget = BlockLive.budget(max_outputs, len(cols))
+        self._plans = [BlockRedraw(markdown=fmt == "markdown", **budget) for _ in cols]
         self._fed = [0] * len(cols)  # parts of each column's text fed to its plan
         self._width = f"{100 // len(cols)}%"
         self.updates = 0

@@ -45,7 +45,9 @@ def run_one(call: Call, view: View) -> Outcome:
     """Stream (or fetch) one answer into a single growing output, then its footer."""
     if is_image_endpoint(call.name):  # images: shown whole, with their own footer
         return run_image(call, view)
-    live = make_live(rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate)
+    live = make_live(
+        rich=view.rich, fmt=view.fmt, rate=view.rate, byte_rate=view.byte_rate, max_outputs=view.max_outputs
+    )
     out = Outcome(call.name)
     s: Stream | None = None
     try:
@@ -135,7 +137,7 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
     live: ColumnsLive | None = None
     updates = 0
     if view.rich and view.fmt in ("markdown", "text") and _display.STREAM_MODE == "blocks":
-        live = ColumnsLive(cols, view.fmt)  # by blocks: only the last segment is redrawn
+        live = ColumnsLive(cols, view.fmt, view.max_outputs)  # by blocks: only the last segment is redrawn
     elif view.rich:
         handle, updates = show(columns_bundle(cols, view.fmt, final=False), display_id=True), 1
     printed: set[int] = set()

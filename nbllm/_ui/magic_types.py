@@ -49,6 +49,7 @@ class View:
     stream: bool = True
     rate: float = 10.0
     byte_rate: float = 512_000.0
+    max_outputs: int | None = None  # outputs a streamed answer may use (None: JupyterLab's default)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from IPython.core.magic import (
     needs_local_scope,
     no_var_expand,
 )
-from traitlets import Enum, Float
+from traitlets import Enum, Float, Int
 
 from .._base.exceptions import HTTPStatusError, NbllmError
 from .._base.format import plural
@@ -82,6 +82,18 @@ class LLMMagics(Magics):
         help=(
             "At most about this many bytes a second sent to the frontend while streaming (each update "
             "resends the whole answer, so long answers are updated less often)."
+        ),
+    ).tag(config=True)
+
+    max_outputs = Int(
+        45,
+        min=0,
+        help=(
+            "Outputs a streamed Markdown or text answer may use (finished blocks are frozen into "
+            "outputs of their own). JupyterLab shows at most 50 outputs per cell, so past the first "
+            "few, finished blocks are batched to stay under 45. 0: no limit, every finished block "
+            "sent once, in an output of its own; raise JupyterLab's maxNumberOutputs (Settings > "
+            "Notebook) too, to a large number (its 0 hides every output in JupyterLab 4.6)."
         ),
     ).tag(config=True)
 
@@ -459,6 +471,7 @@ class LLMMagics(Magics):
             stream=not args.no_stream,
             rate=self.updates_per_second,
             byte_rate=self.bytes_per_second,
+            max_outputs=self.max_outputs,
         )
         outs = [run_one(calls[0], view)] if len(calls) == 1 else run_many(calls, view)
         self._keep(outs, args, user, ns)
