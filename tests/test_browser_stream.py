@@ -40,16 +40,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.JupyterLab]:
     extra = "nbllm._ui.display.BlockLive.min_frozen = 300"
     sp.stream_notebook(root / "blocks.ipynb", "blocks", TOKENS, 0.008, extra=extra)
     sp.stream_notebook(root / "side.ipynb", "side", TOKENS, 0.008, extra=extra)
-    server = lb.JupyterLab(
-        root,
-        tmp_path_factory.mktemp("stream-state"),
-        env={"NBLLM_CONFIG_DIR": str(tmp_path_factory.mktemp("nbllm-config"))},
-    )
-    server.start(timeout=180)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running_lab(tmp_path_factory, root)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +50,19 @@ def lab_unlimited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lb.Jupyt
     root = tmp_path_factory.mktemp("unlimited-root")
     extra = "%config LLMMagics.max_outputs = 0"
     sp.stream_notebook(root / "all.ipynb", "blocks", 3000, 0.004, extra=extra)
+    yield from running_lab(
+        tmp_path_factory, root, {"@jupyterlab/notebook-extension:tracker": {"maxNumberOutputs": 100_000}}
+    )
+
+
+def running_lab(
+    tmp_path_factory: pytest.TempPathFactory, root: Path, settings: dict[str, Any] | None = None
+) -> Iterator[lb.JupyterLab]:
+    """A JupyterLab serving ``root`` for the module's tests, stopped after them."""
     server = lb.JupyterLab(
         root,
-        tmp_path_factory.mktemp("unlimited-state"),
-        settings={"@jupyterlab/notebook-extension:tracker": {"maxNumberOutputs": 100_000}},
+        tmp_path_factory.mktemp("lab-state"),
+        settings=settings,
         env={"NBLLM_CONFIG_DIR": str(tmp_path_factory.mktemp("nbllm-config"))},
     )
     server.start(timeout=180)

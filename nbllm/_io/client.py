@@ -252,30 +252,26 @@ class Run:
 Batch = list[Delta]  # the deltas decoded from one network chunk: one generator hop per chunk
 
 
+def _request(run: Run) -> dict[str, Any]:
+    """``client.stream``'s arguments for the call's request, sync or async."""
+    return {
+        "method": "POST",
+        "url": run.spec.url,
+        "content": run.spec.body,
+        "headers": run.headers,
+        "timeout": run.timeout(),
+        "follow_redirects": False,  # never: a redirect would carry the key elsewhere
+    }
+
+
 def post(run: Run, client: httpx.Client) -> contextlib.AbstractContextManager[httpx.Response]:
     """Send the call's request (the one way it goes out for text and image calls alike)."""
-    spec = run.spec
-    return client.stream(
-        "POST",
-        spec.url,
-        content=spec.body,
-        headers=run.headers,
-        timeout=run.timeout(),
-        follow_redirects=False,  # never: a redirect would carry the key elsewhere
-    )
+    return client.stream(**_request(run))
 
 
 def apost(run: Run, client: httpx.AsyncClient) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
     """Async ``post``."""
-    spec = run.spec
-    return client.stream(
-        "POST",
-        spec.url,
-        content=spec.body,
-        headers=run.headers,
-        timeout=run.timeout(),
-        follow_redirects=False,
-    )
+    return client.stream(**_request(run))
 
 
 def body_of(state: CallState, resp: httpx.Response) -> Iterator[bytes]:

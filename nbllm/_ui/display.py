@@ -33,6 +33,7 @@ __all__ = [
     "Live",
     "Throttle",
     "answer_bundle",
+    "by_blocks",
     "columns_bundle",
     "duration",
     "footer_line",
@@ -218,9 +219,10 @@ class Live:
 
 
 class BlockLive(Live):
-    """A Markdown (or plain text) answer in a notebook, by blocks (``mdblocks.BlockRedraw`` decides): finished
-    blocks are frozen into outputs that are never sent again; only the last output (the open
-    block) is redrawn, at most ``rate`` times a second (``byte_rate`` counts only its text).
+    """A Markdown (or plain text) answer in a notebook, by blocks (``mdblocks.BlockRedraw``
+    decides): finished blocks are frozen into outputs that are never sent again; only the last
+    output (the open block) is redrawn, at most ``rate`` times a second (``byte_rate`` counts only
+    its text).
 
     JupyterLab shows only the first 50 outputs of a cell (``maxNumberOutputs``) and an answer has
     more blocks than that from about 2,000 tokens on, so the first ``each_block`` outputs take one
@@ -308,12 +310,17 @@ class BlockLive(Live):
             self._send(self._last(), rest)
 
 
+def by_blocks(*, rich: bool, fmt: str) -> bool:
+    """Whether an answer in ``fmt`` is drawn by blocks: Markdown and plain text in a notebook
+    (JSON and code are parsed or fenced whole), unless ``STREAM_MODE`` says otherwise."""
+    return rich and fmt in ("markdown", "text") and STREAM_MODE == "blocks"
+
+
 def make_live(
     *, rich: bool, fmt: str, rate: float = 10.0, byte_rate: float = 512_000, max_outputs: int | None = None
 ) -> Live:
-    """The growing answer for ``fmt``: by blocks for Markdown and plain text in a notebook, else
-    one output (JSON and code are parsed or fenced whole)."""
-    if rich and fmt in ("markdown", "text") and STREAM_MODE == "blocks":
+    """The growing answer for ``fmt``: by blocks (``by_blocks``), else one output."""
+    if by_blocks(rich=rich, fmt=fmt):
         return BlockLive(fmt=fmt, rate=rate, byte_rate=byte_rate, max_outputs=max_outputs)
     return Live(rich=rich, fmt=fmt, rate=rate, byte_rate=byte_rate)
 
@@ -416,7 +423,6 @@ class ColumnsLive:
         self._plans = [BlockRedraw(markdown=fmt == "markdown", **budget) for _ in cols]
         self._fed = [0] * len(cols)  # parts of each column's text fed to its plan
         self._width = f"{100 // len(cols)}%"
-        self.updates = 0
         self._head_shown = self._head(final=False)
         self._head_handle = show(self._head_shown, display_id=True)
         self._segment_shown: Bundle = self._segment(["" for _ in cols])

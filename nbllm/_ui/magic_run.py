@@ -21,11 +21,11 @@ from .._base.exceptions import NbllmError
 from .._io.api import acomplete, astream, complete, stream
 from .._io.client import AsyncStream, Stream
 from .._io.loop import background_loop
-from . import display as _display
 from .display import (
     Column,
     ColumnsLive,
     Throttle,
+    by_blocks,
     column_text,
     columns_bundle,
     footer_line,
@@ -136,7 +136,7 @@ def run_many(calls: Sequence[Call], view: View) -> list[Outcome]:
     handle: DisplayHandle | None = None
     live: ColumnsLive | None = None
     updates = 0
-    if view.rich and view.fmt in ("markdown", "text") and _display.STREAM_MODE == "blocks":
+    if by_blocks(rich=view.rich, fmt=view.fmt):
         live = ColumnsLive(cols, view.fmt, view.max_outputs)  # by blocks: only the last segment is redrawn
     elif view.rich:
         handle, updates = show(columns_bundle(cols, view.fmt, final=False), display_id=True), 1

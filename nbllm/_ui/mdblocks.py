@@ -292,12 +292,10 @@ class BlockRedraw:
         max_parts: float = float("inf"),
     ) -> None:
         self.markdown = markdown  # hold back a half table row, close an open fence
-        self.each_block, self.min_frozen, self.growth, self.max_parts = (
-            each_block,
-            min_frozen,
-            growth,
-            max_parts,
-        )
+        self.each_block = each_block  # the first parts: one redraw's finished blocks each
+        self.min_frozen = min_frozen
+        self.growth = growth
+        self.max_parts = max_parts
         self.split = BlockSplitter()
         self.parts = 1
         self.arrived = 0  # characters fed
@@ -321,19 +319,18 @@ class BlockRedraw:
         text = text[: len(text) - self.split.undecided]
         return open_markdown(text, self.split.fence) if self.markdown else text
 
-    def collect(self) -> int:
-        """Take the blocks finished since the last call; the characters finished, not frozen."""
+    def collect(self) -> None:
+        """Take the blocks finished since the last call (``pending_size`` counts them)."""
         for block in self.split.take():
             self._pending.append(block)
             self._pending_size += len(block)
-        return self._pending_size
 
     def pending_text(self) -> str:
         return "".join(self._pending)
 
     def freeze(self) -> str:
         """The finished blocks not frozen yet, frozen now (the caller starts a new part)."""
-        frozen = "".join(self._pending)
+        frozen = self.pending_text()
         self._pending, self._pending_size = [], 0
         self.frozen += len(frozen)
         return frozen
@@ -366,7 +363,7 @@ class BlockRedraw:
 
     def finish(self) -> str:
         """What the last part holds at the end: every character not frozen (exactly)."""
-        rest = "".join(self._pending) + "".join(self.split.take()) + self.split.close()
+        rest = self.pending_text() + "".join(self.split.take()) + self.split.close()
         self._pending, self._pending_size = [], 0
         self.shown = rest
         return rest

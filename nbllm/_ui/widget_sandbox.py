@@ -165,7 +165,7 @@ class Sandbox:
 
     def _part(self, text: str) -> W.HTML:
         self.updates += 1
-        return W.HTML(value=f'<pre class="nbllm-sandbox-part" style="{_PART_STYLE}">{esc(text)}</pre>')
+        return W.HTML(value=_pre(text))
 
     def _restart(self, text: str) -> None:
         """The output emptied, then one part showing ``text``."""
@@ -175,7 +175,7 @@ class Sandbox:
 
     def _set_last(self, text: str) -> None:
         self.updates += 1
-        self._parts[-1].value = f'<pre class="nbllm-sandbox-part" style="{_PART_STYLE}">{esc(text)}</pre>'
+        self._parts[-1].value = _pre(text)
 
     def _redraw(self) -> None:
         before = self._plan.shown or ""
@@ -254,6 +254,11 @@ class Sandbox:
     def _crashed(self, exc: BaseException) -> None:
         self.stats.value = note(describe_error(exc), "error")
         self.run_button.disabled, self.stop_button.disabled = False, True
+
+
+def _pre(text: str) -> str:
+    """One part of the answer as HTML (``_unpart`` reads it back)."""
+    return f'<pre class="nbllm-sandbox-part" style="{_PART_STYLE}">{esc(text)}</pre>'
 
 
 def _unpart(value: str) -> str:
